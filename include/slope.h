@@ -1,0 +1,374 @@
+/*
+ * slope.h - the public API of slope, a tape-based reverse-mode automatic
+ * differentiation engine in C11.
+ *
+ * Model: every operation on an sl_tape records one node (in evaluation order)
+ * whose value is computed at once. sl_backward() walks the tape backwards once
+ * and applies each op's vector-Jacobian product. sl_forward() replays the
+ * recorded ops on the leaves' current values.
+ *
+ * Errors are sticky: the first failure (bad shape, bad argument, out of
+ * memory, ...) is stored on the tape with a message that names the function
+ * and the shapes or values involved. From then on every op returns NULL (the
+ * "poison") without touching memory and accepts NULL inputs silently, so a
+ * chain of calls needs a single check at the end:
+ *
+ *     sl_var *y = sl_sigmoid(t, sl_matmul(t, w, x));
+ *     if (sl_tape_status(t) != SL_OK) fprintf(stderr, "%s\n", sl_tape_error(t));
+ *
+ * The library never prints, aborts or exits. It is not thread-safe per tape;
+ * distinct tapes may be used from distinct threads. Values are double,
+ * row-major, contiguous, of rank 0 to SL_MAX_DIMS.
+ */
+#ifndef SLOPE_H
+#define SLOPE_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SLOPE_VERSION_MAJOR 0
+#define SLOPE_VERSION_MINOR 1
+#define SLOPE_VERSION_PATCH 0
+#define SLOPE_VERSION_STRING "0.1.0"
+
+#define SL_MAX_DIMS 4
+#define SL_MAX_INPUTS 3
+
+/* ---------------------------------------------------------------- status */
+
+/* X(name, code, text): the one list of status codes. */
+#define SL_STATUS_MAP(X)                                                                  \
+    X(OK, 0, "no error")                                                                  \
+    X(ESHAPE, -1, "shape mismatch")                                                       \
+    X(EARG, -2, "bad argument")                                                           \
+    X(ENOMEM, -3, "out of memory")                                                        \
+    X(ESTATE, -4, "call out of order")                                                    \
+    X(ENONFINITE, -5, "non-finite value")                                                 \
+    X(EIO, -6, "input/output error")                                                      \
+    X(EFORMAT, -7, "bad file format")                                                     \
+    X(EGRAD, -8, "gradient check failed")
+
+typedef enum sl_status {
+#define SL__STATUS_ENUM(name, code, text) SL_##name = code,
+    SL_STATUS_MAP(SL__STATUS_ENUM)
+#undef SL__STATUS_ENUM
+} sl_status;
+
+/* "SL_ESHAPE" for SL_ESHAPE; "SL_UNKNOWN" for a code not in the map. Static strings. */
+const char *sl_status_name(int status);
+/* "shape mismatch" for SL_ESHAPE; "unknown status" for a code not in the map. */
+const char *sl_status_str(int status);
+
+/* ----------------------------------------------------------- allocation */
+
+/* Every byte slope allocates goes through one of these. alloc returns NULL on
+ * failure; free accepts NULL. ud is passed back unchanged. */
+typedef struct sl_allocator {
+    void *(*alloc)(size_t size, void *ud);
+    void (*free)(void *ptr, void *ud);
+    void *ud;
+} sl_allocator;
+
+/* ------------------------------------------------------------------ tape */
+
+typedef struct sl_tape sl_tape;
+typedef struct sl_var sl_var; /* a node on a tape; owned by the tape */
+
+/* A new empty tape using malloc/free. NULL only if memory is exhausted. */
+sl_tape *sl_tape_new(void);
+/* A new empty tape whose memory all comes from alloc (copied; NULL = malloc). */
+sl_tape *sl_tape_new_with(const sl_allocator *alloc);
+/* Release the tape and every node made on it. NULL is fine. */
+void sl_tape_free(sl_tape *t);
+/* Forget every node and the error; keep the arena's memory for reuse. Every
+ * sl_var from this tape becomes invalid. */
+void sl_tape_clear(sl_tape *t);
+/* SL_OK (0) or the negative sl_status of the first error. */
+int sl_tape_status(const sl_tape *t);
+/* The first error's message ("sl_matmul: inner dimensions differ: [2,3] x [4,5]"),
+ * or NULL while the status is SL_OK. Owned by the tape, valid until clear/free. */
+const char *sl_tape_error(const sl_tape *t);
+/* Record an error on the tape (for user ops' shape rules). The first error
+ * wins; later ones are ignored. printf-style. Returns the status in force. */
+int sl_tape_fail(sl_tape *t, int status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+/* Number of nodes recorded (leaves included). */
+size_t sl_tape_size(const sl_tape *t);
+/* Bytes the arena holds from the system (grows, never shrinks before free). */
+size_t sl_tape_bytes(const sl_tape *t);
+
+/* ---------------------------------------------------------------- leaves */
+
+#define SL_GRAD 1 /* flag: this leaf requires a gradient */
+
+/* A leaf holding a copy of data (ndim * dims elements, row-major; data NULL
+ * means zeros). ndim is 0..SL_MAX_DIMS, every dim >= 1. NULL on error. */
+sl_var *sl_input(sl_tape *t, int ndim, const int *dims, const double *data, int flags);
+/* A rank-0 leaf. */
+sl_var *sl_scalar(sl_tape *t, double v, int flags);
+
+/* ---------------------------------------------------------- reading nodes */
+
+/* All of these accept NULL (the poison): ndim 0, dims of a scalar, numel 0,
+ * value/grad NULL, item NaN. */
+int sl_ndim(const sl_var *v);
+const int *sl_dims(const sl_var *v); /* never NULL, also for rank 0 */
+size_t sl_numel(const sl_var *v);
+const double *sl_value(const sl_var *v);
+/* NULL for a node that needs no gradient, or before the first sl_backward. */
+const double *sl_grad(const sl_var *v);
+/* The value of a one-element node; NaN otherwise. */
+double sl_item(const sl_var *v);
+/* 1 if a gradient flows to this node (an SL_GRAD leaf, or an op with such an input). */
+int sl_requires_grad(const sl_var *v);
+/* Writable value buffer of a leaf, so replay (sl_forward) can run on new
+ * values; NULL for op nodes (their values are recomputed by sl_forward). */
+double *sl_leaf_data(sl_var *v);
+
+/* ------------------------------------------------------- differentiation */
+
+/* Reverse sweep from y, which must hold exactly one element (seed dy = 1).
+ * Gradients of leaves ADD to what they hold (as in PyTorch; call sl_zero_grad
+ * between steps); gradients of op nodes are recomputed on every call, so a
+ * second sl_backward on the same tape adds the same leaf gradients again.
+ * Returns SL_OK or the tape's error (SL_EARG: y not scalar, not on the tape). */
+int sl_backward(sl_tape *t, sl_var *y);
+/* Like sl_backward with an explicit seed dy (sl_numel(y) values): a
+ * vector-Jacobian product. */
+int sl_backward_seed(sl_tape *t, sl_var *y, const double *dy);
+/* Replay every recorded node, in order, from the leaves' current values.
+ * Control flow taken while recording is fixed. Returns SL_OK or the error. */
+int sl_forward(sl_tape *t);
+/* Zero every gradient buffer on the tape (those of sl_use leaves too). */
+void sl_zero_grad(sl_tape *t);
+
+/* --------------------------------------------------------- parameters */
+
+typedef struct sl_params sl_params; /* a named store of persistent tensors */
+typedef struct sl_param sl_param;
+
+/* A new empty store (alloc may be NULL for malloc). NULL if memory is exhausted. */
+sl_params *sl_params_new(void);
+sl_params *sl_params_new_with(const sl_allocator *alloc);
+void sl_params_free(sl_params *ps); /* NULL is fine */
+/* Add a parameter named name (copied, 1..63 bytes) with the given shape and
+ * initial values (NULL = zeros); its gradient starts at zero. NULL on error
+ * (duplicate name, bad shape, no memory): sl_params_error() says why. */
+sl_param *sl_param_new(sl_params *ps, const char *name, int ndim, const int *dims,
+                       const double *init);
+sl_param *sl_params_get(const sl_params *ps, const char *name); /* NULL if absent */
+size_t sl_params_count(const sl_params *ps);
+/* Iterate in insertion order: first with prev = NULL, NULL after the last. */
+sl_param *sl_params_next(const sl_params *ps, const sl_param *prev);
+void sl_params_zero_grad(sl_params *ps);
+/* The last error's message on this store, NULL if the last call succeeded. */
+const char *sl_params_error(const sl_params *ps);
+
+const char *sl_param_name(const sl_param *p);
+int sl_param_ndim(const sl_param *p);
+const int *sl_param_dims(const sl_param *p);
+size_t sl_param_numel(const sl_param *p);
+double *sl_param_value(sl_param *p); /* writable: optimisers update it */
+double *sl_param_grad(sl_param *p);  /* writable: accumulated by sl_backward */
+
+/* A leaf that points at p's value and gradient buffers (no copy): gradients
+ * accumulate into p, and sl_forward sees p's current value. p must outlive
+ * the tape's current recording. */
+sl_var *sl_use(sl_tape *t, sl_param *p);
+
+/* ------------------------------------------------------------------- ops */
+
+/* Attributes an op may read. Unused fields are ignored. */
+typedef struct sl_attrs {
+    double alpha;  /* leaky_relu/elu slope, pow exponent */
+    double beta;   /* reserved for ops with a second real parameter */
+    int axis;      /* reductions, softmax: SL_ALL or an axis (negative from the end) */
+    int keepdim;   /* reductions: 0 or 1 */
+    int mode;      /* gelu: SL_GELU_ERF or SL_GELU_TANH */
+    int ndim;      /* reshape: target rank ... */
+    int dims[SL_MAX_DIMS]; /* ... and dims (one may be -1: inferred) */
+} sl_attrs;
+
+#define SL_ALL INT_MIN /* axis meaning "every axis" */
+#define SL_GELU_ERF 0
+#define SL_GELU_TANH 1
+
+/* Where gradient checks draw an input's values. */
+typedef enum sl_domain {
+    SL_DOMAIN_NONE = 0,   /* undeclared: the every-op check fails */
+    SL_DOMAIN_REAL,       /* uniform in [-2, 2] */
+    SL_DOMAIN_NONZERO,    /* +-[0.2, 2]: away from a kink or pole at 0 */
+    SL_DOMAIN_POSITIVE,   /* [0.2, 2] */
+    SL_DOMAIN_UNIT,       /* [0.05, 0.95], e.g. probabilities */
+    SL_DOMAIN_DISTINCT,   /* real, pairwise at least 0.1 apart (max: no ties) */
+    SL_DOMAIN_LABELS,     /* class indices 0..C-1: not differentiated */
+} sl_domain;
+
+/* How the every-op checks choose shapes for an op. */
+typedef enum sl_op_kind {
+    SL_KIND_CUSTOM = 0, /* the op lists its own cases */
+    SL_KIND_MAP,        /* unary element-wise: any shape */
+    SL_KIND_ZIP,        /* binary element-wise with NumPy broadcasting */
+} sl_op_kind;
+
+/* One gradient-check case: input shapes (shape[k][0] = rank, then dims) and attributes. */
+typedef struct sl_op_case {
+    int shape[SL_MAX_INPUTS][SL_MAX_DIMS + 1];
+    sl_attrs attrs;
+} sl_op_case;
+
+typedef struct sl_op sl_op;
+/* Output shape from inputs and attributes; on a mismatch call sl_tape_fail()
+ * (naming "sl_<op>" and the shapes) and return its status. NULL in a user op
+ * means: same shape as input 0 (arity 1) or NumPy broadcast (arity 2, 3). */
+typedef int (*sl_shape_fn)(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_attrs *a,
+                           int *ndim, int *dims);
+/* Fill sl_out_data(out) from the inputs. */
+typedef void (*sl_forward_fn)(sl_var *out);
+/* Add out's contribution to each input's gradient (+=) where sl_grad_data(in) != NULL. */
+typedef void (*sl_backward_fn)(sl_var *out);
+/* Extra doubles the forward pass saves for backward (e.g. softmax probabilities). */
+typedef size_t (*sl_saved_fn)(const sl_var *out);
+
+struct sl_op {
+    const char *name;        /* registry key: "sigmoid" */
+    int arity;               /* 1..SL_MAX_INPUTS */
+    sl_shape_fn shape;
+    sl_forward_fn forward;
+    sl_backward_fn backward;
+    sl_saved_fn saved;       /* NULL: nothing saved beyond the output */
+    const char *signature;   /* "sl_sigmoid(t, x)" */
+    const char *formula;     /* "a = 1/(1+e^-z)" */
+    const char *derivative;  /* "da/dz = a(1-a), from the saved output" */
+    const char *kinks;       /* convention at non-differentiable points, or NULL */
+    sl_domain domain[SL_MAX_INPUTS];
+    sl_op_kind kind;
+    const sl_op_case *cases; /* SL_KIND_CUSTOM: the check's cases ... */
+    int ncases;              /* ... and how many */
+    sl_attrs defaults;       /* attributes used by the checks for KIND_MAP/ZIP */
+};
+
+/* Reading a node from inside an op's kernels. */
+const sl_var *sl_in(const sl_var *out, int k);      /* input k of an op node */
+const sl_attrs *sl_attrs_of(const sl_var *v);
+double *sl_out_data(sl_var *out);                   /* the node's value, writable */
+double *sl_grad_data(const sl_var *v);              /* writable gradient, NULL if none */
+double *sl_saved_data(sl_var *out);                 /* the saved buffer (sl_op.saved) */
+const sl_op *sl_op_of(const sl_var *v);             /* NULL for a leaf */
+
+/* The registry. Built-in ops are registered before the first call returns. */
+const sl_op *sl_op_find(const char *name);
+/* Add a user op. op must stay valid (usually static). SL_EARG for a NULL or
+ * duplicate name, a bad arity or missing forward/backward. Not thread-safe
+ * against concurrent registration. */
+int sl_op_register(const sl_op *op);
+int sl_op_count(void);
+const sl_op *sl_op_at(int i); /* registration order; NULL out of range */
+/* Record op on inputs in[0..nin-1] with attributes a (NULL = zeros). */
+sl_var *sl_apply(sl_tape *t, const sl_op *op, int nin, sl_var *const *in, const sl_attrs *a);
+
+/* element-wise; binary ones broadcast as NumPy */
+sl_var *sl_add(sl_tape *t, sl_var *a, sl_var *b);
+sl_var *sl_sub(sl_tape *t, sl_var *a, sl_var *b);
+sl_var *sl_mul(sl_tape *t, sl_var *a, sl_var *b);
+sl_var *sl_div(sl_tape *t, sl_var *a, sl_var *b);
+sl_var *sl_neg(sl_tape *t, sl_var *x);
+sl_var *sl_exp(sl_tape *t, sl_var *x);
+sl_var *sl_log(sl_tape *t, sl_var *x);
+sl_var *sl_sqrt(sl_tape *t, sl_var *x);
+sl_var *sl_abs(sl_tape *t, sl_var *x);
+sl_var *sl_square(sl_tape *t, sl_var *x);
+sl_var *sl_sin(sl_tape *t, sl_var *x);
+sl_var *sl_cos(sl_tape *t, sl_var *x);
+sl_var *sl_pow(sl_tape *t, sl_var *x, double p);
+/* activations */
+sl_var *sl_sigmoid(sl_tape *t, sl_var *x);
+sl_var *sl_tanh(sl_tape *t, sl_var *x);
+sl_var *sl_relu(sl_tape *t, sl_var *x);
+sl_var *sl_leaky_relu(sl_tape *t, sl_var *x, double alpha); /* the course's slope: 0.01 */
+sl_var *sl_softplus(sl_tape *t, sl_var *x);
+sl_var *sl_silu(sl_tape *t, sl_var *x);
+sl_var *sl_softsign(sl_tape *t, sl_var *x);
+sl_var *sl_log_sigmoid(sl_tape *t, sl_var *x);
+sl_var *sl_elu(sl_tape *t, sl_var *x, double alpha);
+sl_var *sl_gelu(sl_tape *t, sl_var *x, int approx);
+/* linear algebra and shape */
+sl_var *sl_matmul(sl_tape *t, sl_var *a, sl_var *b); /* [m,k] x [k,n] */
+sl_var *sl_transpose(sl_tape *t, sl_var *x);         /* 2-D */
+sl_var *sl_reshape(sl_tape *t, sl_var *x, int ndim, const int *dims);
+/* reductions: axis is SL_ALL or one axis (negative from the end); keepdim 0 or 1 */
+sl_var *sl_sum(sl_tape *t, sl_var *x, int axis, int keepdim);
+sl_var *sl_mean(sl_tape *t, sl_var *x, int axis, int keepdim);
+sl_var *sl_max(sl_tape *t, sl_var *x, int axis, int keepdim);
+sl_var *sl_logsumexp(sl_tape *t, sl_var *x, int axis, int keepdim);
+sl_var *sl_softmax(sl_tape *t, sl_var *x, int axis);
+sl_var *sl_log_softmax(sl_tape *t, sl_var *x, int axis);
+/* losses: equal shapes, mean over elements (cross_entropy: over rows) */
+sl_var *sl_mse(sl_tape *t, sl_var *pred, sl_var *target);
+sl_var *sl_bce(sl_tape *t, sl_var *prob, sl_var *target);
+sl_var *sl_bce_with_logits(sl_tape *t, sl_var *logits, sl_var *target);
+sl_var *sl_cross_entropy(sl_tape *t, sl_var *logits, sl_var *labels);
+
+/* ------------------------------------------------------ gradient checks */
+
+typedef struct sl_gradcheck_opts {
+    double eps;      /* central-difference step; 0 = 1e-6 */
+    double atol;     /* pass when |analytic - numeric| <= atol + rtol*|numeric|; 0 = 1e-5 */
+    double rtol;     /* 0 = 1e-3 */
+    uint64_t seed;   /* sl_gradcheck_op: values drawn from the op's domain; 0 = 42 */
+    int case_index;  /* sl_gradcheck_op: -1 (or any negative) = every case, else one case */
+} sl_gradcheck_opts;
+
+typedef struct sl_gradcheck_report {
+    int ok;               /* 1 if every element passed */
+    int ncases;           /* cases checked (sl_gradcheck_op) */
+    size_t nchecked;      /* Jacobian entries compared */
+    double max_abs_err;   /* over every entry */
+    double max_rel_err;   /* |a-n| / max(|n|, tiny) over every entry */
+    /* the worst entry (largest |a-n| / (atol + rtol|n|)) */
+    int worst_input;      /* index into the inputs */
+    size_t worst_elem;    /* flat element index in that input */
+    size_t worst_out;     /* flat element index in the output */
+    double analytic, numeric, abs_err, rel_err;
+    char shapes[96];      /* sl_gradcheck_op: the worst case's input shapes, "[2,3] [3]" */
+    char message[256];    /* a sentence naming what failed, or "" */
+} sl_gradcheck_report;
+
+/* Compare the tape's gradients of y (any shape: full Jacobian, row by row)
+ * with central differences obtained by perturbing each element of each
+ * inputs[i] (leaves) and replaying the tape. Leaves' values and gradients
+ * are restored afterwards. Returns SL_OK when it passes, SL_EGRAD when an
+ * entry is out of tolerance (report says which), or another error. opts and
+ * report may be NULL. */
+int sl_gradcheck(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
+                 const sl_gradcheck_opts *opts, sl_gradcheck_report *report);
+/* Check one op on its own cases (or the default cases of its kind) with
+ * inputs drawn from its domain. SL_EARG if it lacks a domain, a formula or a
+ * derivative text. */
+int sl_gradcheck_op(const sl_op *op, const sl_gradcheck_opts *opts, sl_gradcheck_report *report);
+/* Number of cases sl_gradcheck_op runs for op. */
+int sl_op_ncases(const sl_op *op);
+
+/* ------------------------------------------------------------- random */
+
+/* splitmix64: the same numbers on every platform. */
+typedef struct sl_rng {
+    uint64_t state;
+} sl_rng;
+void sl_rng_seed(sl_rng *r, uint64_t seed);
+uint64_t sl_rng_next(sl_rng *r);
+double sl_rng_uniform(sl_rng *r); /* [0,1), 53 bits */
+double sl_rng_normal(sl_rng *r);  /* standard normal (Box-Muller, no cached pair) */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* SLOPE_H */

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# run.sh - the two commands of the README's quick start, and what CI runs.
+#
+#   ./run.sh demo [ARGS]   build slope and run the main demo (examples/planar)
+#   ./run.sh test          build and run every test: a -Werror build, an
+#                          AddressSanitizer + UndefinedBehaviorSanitizer build,
+#                          and an install + pkg-config/CMake consumer check
+#
+# Missing Debian packages are installed first (as root, or through sudo).
+set -euo pipefail
+cd "$(dirname "$0")"
+JOBS=$(nproc 2>/dev/null || echo 2)
+
+need_packages() {
+    local missing=()
+    command -v cc >/dev/null 2>&1 || missing+=(gcc libc6-dev)
+    command -v make >/dev/null 2>&1 || missing+=(make)
+    command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+    command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+    [ -f /usr/include/uthash.h ] || missing+=(uthash-dev)
+    if [ "${1:-}" = test ]; then
+        pkg-config --exists criterion 2>/dev/null || missing+=(libcriterion-dev)
+    fi
+    [ ${#missing[@]} -eq 0 ] && return 0
+    echo "run.sh: installing Debian packages: ${missing[*]}"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+configure_build() { # dir, cmake args...
+    local dir=$1
+    shift
+    cmake -S . -B "$dir" "$@" >/dev/null
+    cmake --build "$dir" -j "$JOBS"
+}
+
+case "${1:-}" in
+demo)
+    shift
+    need_packages demo
+    configure_build build/release -DCMAKE_BUILD_TYPE=Release -DSLOPE_BUILD_TESTS=OFF
+    exec build/release/examples/planar "$@"
+    ;;
+test)
+    need_packages test
+    echo "== -Wall -Wextra -Werror build"
+    configure_build build/ci -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLOPE_WERROR=ON
+    (cd build/ci && ctest --output-on-failure -j "$JOBS")
+    echo "== AddressSanitizer + UndefinedBehaviorSanitizer build"
+    configure_build build/asan -DCMAKE_BUILD_TYPE=Debug -DSLOPE_WERROR=ON \
+        -DSLOPE_SANITIZE=address,undefined
+    (cd build/asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j "$JOBS")
+    echo "== install, then build a program against it (pkg-config and find_package)"
+    tests/install_check.sh build/ci
+    echo "run.sh test: every stage passed"
+    ;;
+*)
+    echo "usage: ./run.sh demo [ARGS] | ./run.sh test" >&2
+    exit 2
+    ;;
+esac

@@ -1,0 +1,98 @@
+/*
+ * arena.c - the chunked bump allocator every tape records into.
+ *
+ * Memory comes from the tape's sl_allocator in chunks of at least 64 KiB;
+ * allocations are 32-byte aligned (so value buffers suit vector loads).
+ * Reset rewinds every chunk and keeps them, so a training loop that clears
+ * and re-records its tape allocates nothing after the first step.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+
+#define ARENA_ALIGN 32
+#define ARENA_MIN_CHUNK ((size_t)64 * 1024)
+#define HEADER_SIZE ((sizeof(sl__chunk) + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1))
+
+static void *default_alloc(size_t size, void *ud) {
+    (void)ud;
+    return malloc(size);
+}
+
+static void default_free(void *p, void *ud) {
+    (void)ud;
+    free(p);
+}
+
+const sl_allocator sl__default_allocator = {default_alloc, default_free, NULL};
+
+void sl__arena_init(sl__arena *ar, const sl_allocator *a) {
+    ar->a = a ? *a : sl__default_allocator;
+    ar->head = ar->cur = NULL;
+    ar->total = 0;
+}
+
+static sl__chunk *chunk_new(sl__arena *ar, size_t need) {
+    size_t size = ar->cur ? ar->cur->size * 2 : ARENA_MIN_CHUNK;
+    if (size < need) size = need;
+    if (size > SIZE_MAX - HEADER_SIZE - ARENA_ALIGN) return NULL;
+    /* malloc aligns to 16; over-allocate so the data start can be aligned to 32 */
+    void *mem = ar->a.alloc(HEADER_SIZE + size + ARENA_ALIGN, ar->a.ud);
+    if (!mem) return NULL;
+    sl__chunk *c = mem;
+    c->next = NULL;
+    c->size = size;
+    c->used = 0;
+    ar->total += HEADER_SIZE + size + ARENA_ALIGN;
+    return c;
+}
+
+static char *chunk_data(sl__chunk *c) {
+    uintptr_t p = (uintptr_t)((char *)c + HEADER_SIZE);
+    p = (p + ARENA_ALIGN - 1) & ~(uintptr_t)(ARENA_ALIGN - 1);
+    return (char *)p;
+}
+
+void *sl__arena_alloc(sl__arena *ar, size_t bytes) {
+    if (bytes > SIZE_MAX - ARENA_ALIGN) return NULL;
+    bytes = (bytes + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
+    if (bytes == 0) bytes = ARENA_ALIGN;
+    sl__chunk *c = ar->cur;
+    /* walk the kept chunks (after a reset) before asking for a new one */
+    while (c && c->size - c->used < bytes) {
+        if (!c->next) break;
+        c = c->next;
+        c->used = 0;
+        ar->cur = c;
+    }
+    if (!c || c->size - c->used < bytes) {
+        sl__chunk *n = chunk_new(ar, bytes);
+        if (!n) return NULL;
+        if (c) {
+            n->next = c->next; /* NULL: c was the last chunk */
+            c->next = n;
+        } else {
+            ar->head = n;
+        }
+        ar->cur = c = n;
+    }
+    void *p = chunk_data(c) + c->used;
+    c->used += bytes;
+    return p;
+}
+
+void sl__arena_reset(sl__arena *ar) {
+    ar->cur = ar->head;
+    if (ar->cur) ar->cur->used = 0;
+}
+
+void sl__arena_release(sl__arena *ar) {
+    sl__chunk *c = ar->head;
+    while (c) {
+        sl__chunk *next = c->next;
+        ar->a.free(c, ar->a.ud);
+        c = next;
+    }
+    ar->head = ar->cur = NULL;
+    ar->total = 0;
+}

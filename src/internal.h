@@ -1,0 +1,157 @@
+/*
+ * internal.h - what the library's files share and users never see: the node
+ * and tape layouts, the arena, shape helpers and the op tables.
+ *
+ * Invariants:
+ *  - t->nodes[0..n-1] is in recording order, which is a topological order:
+ *    every input of nodes[i] is some nodes[j] with j < i.
+ *  - a node's value buffer holds numel doubles, row-major, 32-byte aligned.
+ *  - grad is NULL until the first backward sweep allocates it (op nodes), or
+ *    points at the parameter's buffer (sl_use leaves).
+ */
+#ifndef SLOPE_INTERNAL_H
+#define SLOPE_INTERNAL_H
+
+#include "slope.h"
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#ifdef NDEBUG
+#define SL_ASSERT(c) ((void)0)
+#else
+#include <stdlib.h>
+#define SL_ASSERT(c)                                                                          \
+    ((c) ? (void)0                                                                            \
+         : (fprintf(stderr, "%s:%d: slope internal invariant failed: %s\n", __FILE__, __LINE__, \
+                    #c),                                                                      \
+            abort()))
+#endif
+
+/* ------------------------------------------------------------------ arena */
+
+typedef struct sl__chunk {
+    struct sl__chunk *next;
+    size_t size; /* usable bytes after the header */
+    size_t used;
+} sl__chunk;
+
+typedef struct sl__arena {
+    sl_allocator a;
+    sl__chunk *head;    /* first chunk */
+    sl__chunk *cur;     /* chunk being filled */
+    size_t total;       /* bytes obtained from the allocator */
+} sl__arena;
+
+void sl__arena_init(sl__arena *ar, const sl_allocator *a);
+void *sl__arena_alloc(sl__arena *ar, size_t bytes); /* 32-byte aligned; NULL on OOM */
+void sl__arena_reset(sl__arena *ar);                /* keep every chunk */
+void sl__arena_release(sl__arena *ar);
+
+extern const sl_allocator sl__default_allocator;
+
+/* ------------------------------------------------------------ tape/node */
+
+enum {
+    SL__NODE_GRAD = 1,  /* a gradient flows here */
+    SL__NODE_LEAF = 2,  /* sl_input / sl_scalar / sl_use */
+    SL__NODE_PARAM = 4, /* sl_use: value and grad belong to a parameter */
+};
+
+struct sl_var {
+    const sl_op *op; /* NULL for leaves */
+    sl_var *in[SL_MAX_INPUTS];
+    double *val;
+    double *grad;
+    double *saved; /* op->saved(node) doubles, or NULL */
+    sl_tape *tape;
+    size_t n;    /* numel */
+    size_t id;   /* index in t->nodes */
+    int ndim;
+    int dims[SL_MAX_DIMS];
+    unsigned flags;
+    sl_attrs attrs;
+};
+
+struct sl_tape {
+    sl__arena arena;
+    sl_var **nodes;
+    size_t n, cap;
+    int status;
+    char msg[512];
+};
+
+/* Sets the sticky error (first wins). Returns t->status. */
+int sl__fail(sl_tape *t, int status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+int sl__vfail(sl_tape *t, int status, const char *fmt, va_list ap);
+
+/* Validate arguments of a public op entry point: NULL when the tape is
+ * poisoned (returns false quietly) or an input is NULL / from another tape
+ * (sets SL_EARG naming fname). */
+bool sl__check_inputs(sl_tape *t, const char *fname, int nin, sl_var *const *in);
+
+/* The reverse sweep from y seeded with dy (NULL = ones). */
+int sl__sweep(sl_tape *t, sl_var *y, const double *dy, const char *fname);
+/* A leaf over caller-owned buffers (sl_use). */
+sl_var *sl__use_leaf(sl_tape *t, int ndim, const int *dims, double *val, double *grad);
+
+/* C (m,n) (+)= op(A) op(B); ta/tb: the operand is stored transposed. */
+void sl__gemm(int ta, int tb, size_t m, size_t n, size_t k, const double *A, const double *B,
+              double *C, int accumulate);
+
+/* ----------------------------------------------------------------- shape */
+
+/* "[2,3]" into buf (at least 64 bytes); "[]" for rank 0. Returns buf. */
+char *sl__shape_str(char *buf, int ndim, const int *dims);
+size_t sl__numel(int ndim, const int *dims);
+/* NumPy broadcast of two shapes into (ndim, dims); false if incompatible. */
+bool sl__broadcast(int na, const int *da, int nb, const int *db, int *ndim, int *dims);
+/* Normalise axis against rank ndim: SL_ALL stays SL_ALL; -1 -> ndim-1; returns
+ * false if out of range. */
+bool sl__axis(int axis, int ndim, int *out);
+
+/* Strides of `in` (rank nin) seen through the broadcast shape (rank nd): the
+ * input's shape is right-aligned, broadcast axes get stride 0. Shapes are
+ * padded to SL_MAX_DIMS on the left. */
+void sl__bcast_strides(int nd, const int *dims, int nin, const int *din, size_t *st,
+                       int *pdims);
+
+/* dx(in's shape) += dout(out's shape) summed over the broadcast axes:
+ * undoes broadcasting in one place for every binary op. */
+void sl__unbroadcast_add(double *dx, const sl_var *x, const double *dout, const sl_var *out);
+
+/* The shape rules shared by op families (they name the op in messages). */
+int sl__shape_same(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_attrs *a, int *ndim,
+                   int *dims);
+int sl__shape_bcast(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_attrs *a, int *ndim,
+                    int *dims);
+
+/* -------------------------------------------------------------- registry */
+
+/* Each family file exports its table. */
+extern const sl_op sl__elementwise_ops[];
+extern const int sl__elementwise_nops;
+extern const sl_op sl__activation_ops[];
+extern const int sl__activation_nops;
+extern const sl_op sl__linalg_ops[];
+extern const int sl__linalg_nops;
+extern const sl_op sl__reduce_ops[];
+extern const int sl__reduce_nops;
+extern const sl_op sl__softmax_ops[];
+extern const int sl__softmax_nops;
+extern const sl_op sl__loss_ops[];
+extern const int sl__loss_nops;
+
+/* The op named name in a family table; used by the sl_<op> wrappers, which
+ * skip the hash lookup. */
+#define SL__OP(table, idx) (&(table)[(idx)])
+
+sl_var *sl__apply1(sl_tape *t, const sl_op *op, sl_var *x, const sl_attrs *a);
+sl_var *sl__apply2(sl_tape *t, const sl_op *op, sl_var *x, sl_var *y, const sl_attrs *a);
+
+#endif /* SLOPE_INTERNAL_H */

@@ -1,0 +1,186 @@
+/*
+ * params.c - sl_params, a named store of persistent tensors (uthash by name,
+ * insertion order kept), and sl_use, which puts one on a tape as a leaf that
+ * points at its buffers. Parameters outlive every tape: a training loop
+ * clears its tape each step and keeps its weights here.
+ */
+#include "../internal.h"
+
+#include <string.h>
+
+struct sl_params;
+/* uthash allocates through the store's allocator; `ps` is in scope at every
+ * HASH_ call below. Running out of memory is reported, never fatal. */
+#define HASH_NONFATAL_OOM 1
+#define uthash_malloc(sz) ps->a.alloc((sz), ps->a.ud)
+#define uthash_free(ptr, sz) ps->a.free((ptr), ps->a.ud)
+#define uthash_nonfatal_oom(obj) (ps->oom = 1)
+#include <uthash.h>
+
+#define NAME_MAX_LEN 63
+
+struct sl_param {
+    char name[NAME_MAX_LEN + 1];
+    int ndim;
+    int dims[SL_MAX_DIMS];
+    size_t n;
+    double *value, *grad;
+    sl_param *next; /* insertion order */
+    UT_hash_handle hh;
+};
+
+struct sl_params {
+    sl_allocator a;
+    sl_param *by_name;     /* uthash head */
+    sl_param *first, *last;
+    size_t count;
+    int oom;
+    int has_error;
+    char msg[256];
+};
+
+static const sl_param *fail(const sl_params *cps, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+static const sl_param *fail(const sl_params *cps, const char *fmt, ...) {
+    sl_params *ps = (sl_params *)cps;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ps->msg, sizeof ps->msg, fmt, ap);
+    va_end(ap);
+    ps->has_error = 1;
+    return NULL;
+}
+
+sl_params *sl_params_new(void) { return sl_params_new_with(NULL); }
+
+sl_params *sl_params_new_with(const sl_allocator *alloc) {
+    const sl_allocator *a = alloc ? alloc : &sl__default_allocator;
+    if (!a->alloc || !a->free) return NULL;
+    sl_params *ps = a->alloc(sizeof *ps, a->ud);
+    if (!ps) return NULL;
+    memset(ps, 0, sizeof *ps);
+    ps->a = *a;
+    return ps;
+}
+
+void sl_params_free(sl_params *ps) {
+    if (!ps) return;
+    sl_param *p = ps->first;
+    HASH_CLEAR(hh, ps->by_name);
+    while (p) {
+        sl_param *next = p->next;
+        ps->a.free(p->value, ps->a.ud);
+        ps->a.free(p, ps->a.ud);
+        p = next;
+    }
+    ps->a.free(ps, ps->a.ud);
+}
+
+sl_param *sl_param_new(sl_params *ps, const char *name, int ndim, const int *dims,
+                       const double *init) {
+    if (!ps) return NULL;
+    ps->has_error = 0;
+    if (!name || !name[0] || strlen(name) > NAME_MAX_LEN)
+        return (sl_param *)fail(ps, "sl_param_new: name must be 1..%d bytes, got %s", NAME_MAX_LEN,
+                                name ? "a longer one" : "NULL");
+    if (ndim < 0 || ndim > SL_MAX_DIMS || (ndim > 0 && !dims))
+        return (sl_param *)fail(ps, "sl_param_new: \"%s\": ndim = %d, must be 0..%d with dims",
+                                name, ndim, SL_MAX_DIMS);
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (dims[i] < 1)
+            return (sl_param *)fail(ps, "sl_param_new: \"%s\": dims[%d] = %d, must be >= 1", name,
+                                    i, dims[i]);
+        if (n > SIZE_MAX / (2 * sizeof(double)) / (size_t)dims[i])
+            return (sl_param *)fail(ps, "sl_param_new: \"%s\": shape too large", name);
+        n *= (size_t)dims[i];
+    }
+    sl_param *p = NULL;
+    HASH_FIND_STR(ps->by_name, name, p);
+    if (p) {
+        char a[64], b[64];
+        return (sl_param *)fail(ps, "sl_param_new: duplicate name \"%s\" (existing %s, new %s)",
+                                name, sl__shape_str(a, p->ndim, p->dims),
+                                sl__shape_str(b, ndim, dims));
+    }
+    p = ps->a.alloc(sizeof *p, ps->a.ud);
+    double *buf = p ? ps->a.alloc(2 * n * sizeof(double), ps->a.ud) : NULL;
+    if (!buf) {
+        ps->a.free(p, ps->a.ud);
+        return (sl_param *)fail(ps, "sl_param_new: \"%s\": out of memory for %zu values", name,
+                                n);
+    }
+    memset(p, 0, sizeof *p);
+    strcpy(p->name, name);
+    p->ndim = ndim;
+    for (int i = 0; i < ndim; i++) p->dims[i] = dims[i];
+    p->n = n;
+    p->value = buf;
+    p->grad = buf + n;
+    if (init)
+        memcpy(p->value, init, n * sizeof(double));
+    else
+        memset(p->value, 0, n * sizeof(double));
+    memset(p->grad, 0, n * sizeof(double));
+    ps->oom = 0;
+    HASH_ADD_STR(ps->by_name, name, p);
+    if (ps->oom) {
+        ps->a.free(buf, ps->a.ud);
+        ps->a.free(p, ps->a.ud);
+        return (sl_param *)fail(ps, "sl_param_new: \"%s\": out of memory for the name index",
+                                name);
+    }
+    if (ps->last)
+        ps->last->next = p;
+    else
+        ps->first = p;
+    ps->last = p;
+    ps->count++;
+    return p;
+}
+
+sl_param *sl_params_get(const sl_params *ps, const char *name) {
+    if (!ps || !name) return NULL;
+    sl_param *p = NULL;
+    HASH_FIND_STR(ps->by_name, name, p);
+    return p;
+}
+
+size_t sl_params_count(const sl_params *ps) { return ps ? ps->count : 0; }
+
+sl_param *sl_params_next(const sl_params *ps, const sl_param *prev) {
+    if (!ps) return NULL;
+    return prev ? prev->next : ps->first;
+}
+
+void sl_params_zero_grad(sl_params *ps) {
+    for (sl_param *p = ps ? ps->first : NULL; p; p = p->next)
+        memset(p->grad, 0, p->n * sizeof(double));
+}
+
+const char *sl_params_error(const sl_params *ps) {
+    if (!ps) return "sl_params_error: store is NULL";
+    return ps->has_error ? ps->msg : NULL;
+}
+
+const char *sl_param_name(const sl_param *p) { return p ? p->name : NULL; }
+int sl_param_ndim(const sl_param *p) { return p ? p->ndim : 0; }
+const int *sl_param_dims(const sl_param *p) {
+    static const int none[SL_MAX_DIMS];
+    return p ? p->dims : none;
+}
+size_t sl_param_numel(const sl_param *p) { return p ? p->n : 0; }
+double *sl_param_value(sl_param *p) { return p ? p->value : NULL; }
+double *sl_param_grad(sl_param *p) { return p ? p->grad : NULL; }
+
+sl_var *sl_use(sl_tape *t, sl_param *p) {
+    if (!t || t->status != SL_OK) return NULL;
+    if (!p) {
+        sl__fail(t, SL_EARG, "sl_use: parameter is NULL on a tape without an error");
+        return NULL;
+    }
+    return sl__use_leaf(t, p->ndim, p->dims, p->value, p->grad);
+}

@@ -1,0 +1,150 @@
+/*
+ * elementwise.c - arithmetic element-wise ops. Binary ops broadcast as NumPy
+ * (SL__ZIP_LOOP walks the broadcast indices; backward accumulates straight
+ * into the broadcast input, which sums over the broadcast axes). Domain
+ * errors follow IEEE: log(-1) is NaN, 1/0 is inf; nothing traps.
+ */
+#include "map.h"
+
+/* ---- binary: a (A), b (B) -> out (broadcast(A, B)) ---- */
+
+/* out = a + b;  da += g, db += g */
+static void add_forward(sl_var *out) {
+    const double *a = out->in[0]->val, *b = out->in[1]->val;
+    double *o = out->val;
+    SL__ZIP_LOOP(out, o[k] = a[ia] + b[ib]);
+}
+static void add_backward(sl_var *out) {
+    double *da = out->in[0]->grad, *db = out->in[1]->grad;
+    const double *g = out->grad;
+    if (da) SL__ZIP_LOOP(out, da[ia] += g[k]);
+    if (db) SL__ZIP_LOOP(out, db[ib] += g[k]);
+}
+
+/* out = a - b;  da += g, db -= g */
+static void sub_forward(sl_var *out) {
+    const double *a = out->in[0]->val, *b = out->in[1]->val;
+    double *o = out->val;
+    SL__ZIP_LOOP(out, o[k] = a[ia] - b[ib]);
+}
+static void sub_backward(sl_var *out) {
+    double *da = out->in[0]->grad, *db = out->in[1]->grad;
+    const double *g = out->grad;
+    if (da) SL__ZIP_LOOP(out, da[ia] += g[k]);
+    if (db) SL__ZIP_LOOP(out, db[ib] -= g[k]);
+}
+
+/* out = a * b;  da += g*b, db += g*a */
+static void mul_forward(sl_var *out) {
+    const double *a = out->in[0]->val, *b = out->in[1]->val;
+    double *o = out->val;
+    SL__ZIP_LOOP(out, o[k] = a[ia] * b[ib]);
+}
+static void mul_backward(sl_var *out) {
+    double *da = out->in[0]->grad, *db = out->in[1]->grad;
+    const double *a = out->in[0]->val, *b = out->in[1]->val, *g = out->grad;
+    if (da) SL__ZIP_LOOP(out, da[ia] += g[k] * b[ib]);
+    if (db) SL__ZIP_LOOP(out, db[ib] += g[k] * a[ia]);
+}
+
+/* out = a / b;  da += g/b, db -= g*out/b (out saved: no second division of a) */
+static void div_forward(sl_var *out) {
+    const double *a = out->in[0]->val, *b = out->in[1]->val;
+    double *o = out->val;
+    SL__ZIP_LOOP(out, o[k] = a[ia] / b[ib]);
+}
+static void div_backward(sl_var *out) {
+    double *da = out->in[0]->grad, *db = out->in[1]->grad;
+    const double *b = out->in[1]->val, *o = out->val, *g = out->grad;
+    if (da) SL__ZIP_LOOP(out, da[ia] += g[k] / b[ib]);
+    if (db) SL__ZIP_LOOP(out, db[ib] -= g[k] * o[k] / b[ib]);
+}
+
+/* ---- unary: x (any shape) -> out (same shape) ---- */
+
+SL__MAP_OP(neg, -z, -g)
+SL__MAP_OP(exp, exp(z), g *a)                 /* d/dz e^z = e^z: the saved output */
+SL__MAP_OP(log, log(z), g / z)
+SL__MAP_OP(sqrt, sqrt(z), g * 0.5 / a)        /* 1/(2 sqrt z) from the saved output */
+SL__MAP_OP(abs, fabs(z), z > 0 ? g : (z < 0 ? -g : 0.0)) /* sign(0) = 0, as PyTorch */
+SL__MAP_OP(square, z *z, g * 2.0 * z)
+SL__MAP_OP(sin, sin(z), g *cos(z))
+SL__MAP_OP(cos, cos(z), -g * sin(z))
+/* p = alpha; PyTorch masks p == 0 to a zero gradient (0 * x^-1 would be NaN at 0) */
+SL__MAP_OP(pow, pow(z, alpha), alpha == 0.0 ? 0.0 : g * alpha * pow(z, alpha - 1.0))
+
+static int pow_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_attrs *a, int *ndim,
+                     int *dims) {
+    if (!isfinite(a->alpha))
+        return sl__fail(t, SL_EARG, "sl_pow: exponent p = %g must be finite", a->alpha);
+    return sl__shape_same(t, op, in, a, ndim, dims);
+}
+
+/* Cases for pow: exponents on both sides of 1, negative and fractional. */
+static const sl_op_case pow_cases[] = {
+    {.shape = {{0}}, .attrs = {.alpha = 2.0}},
+    {.shape = {{1, 5}}, .attrs = {.alpha = 3.0}},
+    {.shape = {{2, 2, 3}}, .attrs = {.alpha = 0.5}},
+    {.shape = {{3, 2, 1, 3}}, .attrs = {.alpha = -1.5}},
+    {.shape = {{1, 4}}, .attrs = {.alpha = 0.0}},
+};
+
+#define ZIP(NAME, SIG, F, D)                                                                  \
+    {.name = #NAME, .arity = 2, .shape = sl__shape_bcast, .forward = NAME##_forward,          \
+     .backward = NAME##_backward, .signature = SIG, .formula = F, .derivative = D,            \
+     .domain = {SL_DOMAIN_REAL, SL_DOMAIN_REAL}, .kind = SL_KIND_ZIP}
+#define MAP(NAME, SIG, F, D, DOM)                                                             \
+    {.name = #NAME, .arity = 1, .shape = sl__shape_same, .forward = NAME##_forward,           \
+     .backward = NAME##_backward, .signature = SIG, .formula = F, .derivative = D,            \
+     .domain = {DOM}, .kind = SL_KIND_MAP}
+
+enum { ADD, SUB, MUL, DIV, NEG, EXP, LOG, SQRT, ABS, SQUARE, SIN, COS, POW, NOPS };
+
+const sl_op sl__elementwise_ops[] = {
+    [ADD] = ZIP(add, "sl_add(t, a, b)", "out = a + b", "da = g, db = g (summed over broadcast axes)"),
+    [SUB] = ZIP(sub, "sl_sub(t, a, b)", "out = a - b", "da = g, db = -g (summed over broadcast axes)"),
+    [MUL] = ZIP(mul, "sl_mul(t, a, b)", "out = a * b", "da = g*b, db = g*a (summed over broadcast axes)"),
+    [DIV] = {.name = "div", .arity = 2, .shape = sl__shape_bcast, .forward = div_forward,
+             .backward = div_backward, .signature = "sl_div(t, a, b)", .formula = "out = a / b",
+             .derivative = "da = g/b, db = -g*out/b (summed over broadcast axes)",
+             .kinks = "pole at b = 0 (IEEE: +-inf or NaN)",
+             .domain = {SL_DOMAIN_REAL, SL_DOMAIN_NONZERO}, .kind = SL_KIND_ZIP},
+    [NEG] = MAP(neg, "sl_neg(t, x)", "a = -z", "da/dz = -1", SL_DOMAIN_REAL),
+    [EXP] = MAP(exp, "sl_exp(t, x)", "a = e^z", "da/dz = a (the saved output)", SL_DOMAIN_REAL),
+    [LOG] = MAP(log, "sl_log(t, x)", "a = ln z", "da/dz = 1/z (z <= 0 gives NaN/-inf, IEEE)",
+                SL_DOMAIN_POSITIVE),
+    [SQRT] = MAP(sqrt, "sl_sqrt(t, x)", "a = sqrt(z)", "da/dz = 1/(2a) (the saved output)",
+                 SL_DOMAIN_POSITIVE),
+    [ABS] = {.name = "abs", .arity = 1, .shape = sl__shape_same, .forward = abs_forward,
+             .backward = abs_backward, .signature = "sl_abs(t, x)", .formula = "a = |z|",
+             .derivative = "da/dz = sign(z)", .kinks = "z = 0: subgradient 0 (as PyTorch)",
+             .domain = {SL_DOMAIN_NONZERO}, .kind = SL_KIND_MAP},
+    [SQUARE] = MAP(square, "sl_square(t, x)", "a = z^2", "da/dz = 2z", SL_DOMAIN_REAL),
+    [SIN] = MAP(sin, "sl_sin(t, x)", "a = sin z", "da/dz = cos z", SL_DOMAIN_REAL),
+    [COS] = MAP(cos, "sl_cos(t, x)", "a = cos z", "da/dz = -sin z", SL_DOMAIN_REAL),
+    [POW] = {.name = "pow", .arity = 1, .shape = pow_shape, .forward = pow_forward,
+             .backward = pow_backward, .signature = "sl_pow(t, x, p)", .formula = "a = z^p",
+             .derivative = "da/dz = p z^(p-1); 0 when p = 0",
+             .kinks = "z = 0 with p < 1: infinite slope (IEEE); z < 0 with non-integer p: NaN",
+             .domain = {SL_DOMAIN_POSITIVE}, .kind = SL_KIND_CUSTOM, .cases = pow_cases,
+             .ncases = (int)(sizeof pow_cases / sizeof pow_cases[0])},
+};
+const int sl__elementwise_nops = NOPS;
+
+#define OPS sl__elementwise_ops
+sl_var *sl_add(sl_tape *t, sl_var *a, sl_var *b) { return sl__apply2(t, &OPS[ADD], a, b, NULL); }
+sl_var *sl_sub(sl_tape *t, sl_var *a, sl_var *b) { return sl__apply2(t, &OPS[SUB], a, b, NULL); }
+sl_var *sl_mul(sl_tape *t, sl_var *a, sl_var *b) { return sl__apply2(t, &OPS[MUL], a, b, NULL); }
+sl_var *sl_div(sl_tape *t, sl_var *a, sl_var *b) { return sl__apply2(t, &OPS[DIV], a, b, NULL); }
+sl_var *sl_neg(sl_tape *t, sl_var *x) { return sl__apply1(t, &OPS[NEG], x, NULL); }
+sl_var *sl_exp(sl_tape *t, sl_var *x) { return sl__apply1(t, &OPS[EXP], x, NULL); }
+sl_var *sl_log(sl_tape *t, sl_var *x) { return sl__apply1(t, &OPS[LOG], x, NULL); }
+sl_var *sl_sqrt(sl_tape *t, sl_var *x) { return sl__apply1(t, &OPS[SQRT], x, NULL); }
+sl_var *sl_abs(sl_tape *t, sl_var *x) { return sl__apply1(t, &OPS[ABS], x, NULL); }
+sl_var *sl_square(sl_tape *t, sl_var *x) { return sl__apply1(t, &OPS[SQUARE], x, NULL); }
+sl_var *sl_sin(sl_tape *t, sl_var *x) { return sl__apply1(t, &OPS[SIN], x, NULL); }
+sl_var *sl_cos(sl_tape *t, sl_var *x) { return sl__apply1(t, &OPS[COS], x, NULL); }
+sl_var *sl_pow(sl_tape *t, sl_var *x, double p) {
+    sl_attrs a = {.alpha = p};
+    return sl__apply1(t, &OPS[POW], x, &a);
+}

@@ -1,0 +1,193 @@
+/*
+ * reduce.c - reductions over every axis (SL_ALL) or one axis, with keep-dims.
+ *
+ * A reduction over axis `ax` views x as (outer, len, inner) with
+ * outer = prod(dims[:ax]), len = dims[ax], inner = prod(dims[ax+1:]); the
+ * output is (outer, inner) whatever keepdim says (keepdim only changes the
+ * recorded shape). SL_ALL is (1, numel, 1).
+ */
+#include "map.h"
+
+#include <string.h>
+
+typedef struct view {
+    size_t outer, len, inner;
+} view;
+
+static view view_of(const sl_var *out) {
+    const sl_var *x = out->in[0];
+    view v = {1, x->n, 1};
+    if (out->attrs.axis == SL_ALL) return v;
+    int ax = out->attrs.axis < 0 ? out->attrs.axis + x->ndim : out->attrs.axis;
+    v.outer = v.inner = 1;
+    for (int i = 0; i < ax; i++) v.outer *= (size_t)x->dims[i];
+    v.len = (size_t)x->dims[ax];
+    for (int i = ax + 1; i < x->ndim; i++) v.inner *= (size_t)x->dims[i];
+    return v;
+}
+
+/* Shape rule shared by every reduction (and softmax, which keeps the shape). */
+static int reduce_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_attrs *a,
+                        int *ndim, int *dims) {
+    const sl_var *x = in[0];
+    int ax;
+    char sh[64];
+    if (a->keepdim != 0 && a->keepdim != 1)
+        return sl__fail(t, SL_EARG, "sl_%s: keepdim = %d, must be 0 or 1", op->name, a->keepdim);
+    if (!sl__axis(a->axis, x->ndim, &ax))
+        return sl__fail(t, SL_EARG, "sl_%s: axis %d out of range for shape %s (rank %d)",
+                        op->name, a->axis, sl__shape_str(sh, x->ndim, x->dims), x->ndim);
+    int nd = 0;
+    for (int i = 0; i < x->ndim; i++) {
+        bool reduced = ax == SL_ALL || i == ax;
+        if (!reduced)
+            dims[nd++] = x->dims[i];
+        else if (a->keepdim)
+            dims[nd++] = 1;
+    }
+    *ndim = nd;
+    return SL_OK;
+}
+
+/* sum: x (outer, len, inner) -> out (outer, inner);  dx[o,j,i] += g[o,i] */
+static void sum_forward(sl_var *out) {
+    view v = view_of(out);
+    const double *x = out->in[0]->val;
+    double *o = out->val;
+    memset(o, 0, out->n * sizeof *o);
+    for (size_t p = 0; p < v.outer; p++)
+        for (size_t j = 0; j < v.len; j++) {
+            const double *xr = x + (p * v.len + j) * v.inner;
+            double *orow = o + p * v.inner;
+            for (size_t i = 0; i < v.inner; i++) orow[i] += xr[i];
+        }
+}
+static void spread(sl_var *out, double scale) {
+    double *dx = out->in[0]->grad;
+    if (!dx) return;
+    view v = view_of(out);
+    const double *g = out->grad;
+    for (size_t p = 0; p < v.outer; p++)
+        for (size_t j = 0; j < v.len; j++) {
+            double *dr = dx + (p * v.len + j) * v.inner;
+            const double *gr = g + p * v.inner;
+            for (size_t i = 0; i < v.inner; i++) dr[i] += gr[i] * scale;
+        }
+}
+static void sum_backward(sl_var *out) { spread(out, 1.0); }
+
+/* mean = sum / len;  dx += g / len */
+static void mean_forward(sl_var *out) {
+    sum_forward(out);
+    const double len = (double)view_of(out).len;
+    for (size_t i = 0; i < out->n; i++) out->val[i] /= len;
+}
+static void mean_backward(sl_var *out) { spread(out, 1.0 / (double)view_of(out).len); }
+
+/* max over the axis (NaN propagates);  dx = g / (number of ties) at every
+ * element equal to the max, 0 elsewhere: ties share the gradient equally. */
+static void max_forward(sl_var *out) {
+    view v = view_of(out);
+    const double *x = out->in[0]->val;
+    double *o = out->val;
+    for (size_t p = 0; p < v.outer; p++)
+        for (size_t i = 0; i < v.inner; i++) {
+            const double *xr = x + p * v.len * v.inner + i;
+            double m = xr[0];
+            for (size_t j = 1; j < v.len; j++) {
+                double z = xr[j * v.inner];
+                if (z > m || z != z) m = z;
+                if (m != m) break;
+            }
+            o[p * v.inner + i] = m;
+        }
+}
+static void max_backward(sl_var *out) {
+    double *dx = out->in[0]->grad;
+    if (!dx) return;
+    view v = view_of(out);
+    const double *x = out->in[0]->val, *o = out->val, *g = out->grad;
+    for (size_t p = 0; p < v.outer; p++)
+        for (size_t i = 0; i < v.inner; i++) {
+            size_t base = p * v.len * v.inner + i, k = p * v.inner + i;
+            size_t ties = 0;
+            for (size_t j = 0; j < v.len; j++) ties += x[base + j * v.inner] == o[k];
+            if (ties == 0) continue; /* NaN max: no element equals it */
+            double share = g[k] / (double)ties;
+            for (size_t j = 0; j < v.len; j++)
+                if (x[base + j * v.inner] == o[k]) dx[base + j * v.inner] += share;
+        }
+}
+
+/* logsumexp = m + log(sum e^(x-m)), m the max (0 when the max is infinite);
+ * dx = g * e^(x - out), i.e. g times the softmax of x along the axis. */
+static void logsumexp_forward(sl_var *out) {
+    max_forward(out); /* out now holds the max along the axis */
+    view v = view_of(out);
+    const double *x = out->in[0]->val;
+    double *o = out->val;
+    for (size_t p = 0; p < v.outer; p++)
+        for (size_t i = 0; i < v.inner; i++) {
+            const double *xr = x + p * v.len * v.inner + i;
+            double m = o[p * v.inner + i];
+            if (!isfinite(m)) m = 0.0; /* all -inf gives -inf; +inf gives +inf; NaN stays */
+            double s = 0.0;
+            for (size_t j = 0; j < v.len; j++) s += exp(xr[j * v.inner] - m);
+            o[p * v.inner + i] = m + log(s);
+        }
+}
+static void logsumexp_backward(sl_var *out) {
+    double *dx = out->in[0]->grad;
+    if (!dx) return;
+    view v = view_of(out);
+    const double *x = out->in[0]->val, *o = out->val, *g = out->grad;
+    for (size_t p = 0; p < v.outer; p++)
+        for (size_t j = 0; j < v.len; j++)
+            for (size_t i = 0; i < v.inner; i++) {
+                size_t k = p * v.inner + i, e = (p * v.len + j) * v.inner + i;
+                dx[e] += g[k] * exp(x[e] - o[k]);
+            }
+}
+
+/* The check's cases: every axis form, negative axes, keep-dims, rank 0..4. */
+static const sl_op_case reduce_cases[] = {
+    {.shape = {{0}}, .attrs = {.axis = SL_ALL}},
+    {.shape = {{1, 5}}, .attrs = {.axis = SL_ALL, .keepdim = 1}},
+    {.shape = {{2, 3, 4}}, .attrs = {.axis = 0}},
+    {.shape = {{2, 3, 4}}, .attrs = {.axis = 1, .keepdim = 1}},
+    {.shape = {{2, 3, 4}}, .attrs = {.axis = -1}},
+    {.shape = {{3, 2, 3, 2}}, .attrs = {.axis = 1}},
+    {.shape = {{4, 2, 1, 3, 2}}, .attrs = {.axis = -2, .keepdim = 1}},
+    {.shape = {{4, 1, 2, 2, 3}}, .attrs = {.axis = SL_ALL}},
+};
+#define NCASES ((int)(sizeof reduce_cases / sizeof reduce_cases[0]))
+
+#define RED(NAME, F, D, K, DOM)                                                               \
+    {.name = #NAME, .arity = 1, .shape = reduce_shape, .forward = NAME##_forward,             \
+     .backward = NAME##_backward, .signature = "sl_" #NAME "(t, x, axis, keepdim)",           \
+     .formula = F, .derivative = D, .kinks = K, .domain = {DOM}, .kind = SL_KIND_CUSTOM,      \
+     .cases = reduce_cases, .ncases = NCASES}
+
+enum { SUM, MEAN, MAX, LOGSUMEXP, NOPS };
+
+const sl_op sl__reduce_ops[] = {
+    [SUM] = RED(sum, "out = sum_j x_j over the axis", "dx_j = g", NULL, SL_DOMAIN_REAL),
+    [MEAN] = RED(mean, "out = (1/n) sum_j x_j over the axis", "dx_j = g/n", NULL, SL_DOMAIN_REAL),
+    [MAX] = RED(max, "out = max_j x_j over the axis (NaN propagates)",
+                "dx_j = g/k where x_j = out (k ties), else 0",
+                "ties: the gradient is shared equally among the k maxima", SL_DOMAIN_DISTINCT),
+    [LOGSUMEXP] = RED(logsumexp, "out = m + log sum_j e^(x_j - m), m = max_j x_j",
+                      "dx_j = g e^(x_j - out) (the softmax)", NULL, SL_DOMAIN_REAL),
+};
+const int sl__reduce_nops = NOPS;
+
+static sl_var *reduce(sl_tape *t, int op, sl_var *x, int axis, int keepdim) {
+    sl_attrs a = {.axis = axis, .keepdim = keepdim};
+    return sl__apply1(t, &sl__reduce_ops[op], x, &a);
+}
+sl_var *sl_sum(sl_tape *t, sl_var *x, int axis, int keepdim) { return reduce(t, SUM, x, axis, keepdim); }
+sl_var *sl_mean(sl_tape *t, sl_var *x, int axis, int keepdim) { return reduce(t, MEAN, x, axis, keepdim); }
+sl_var *sl_max(sl_tape *t, sl_var *x, int axis, int keepdim) { return reduce(t, MAX, x, axis, keepdim); }
+sl_var *sl_logsumexp(sl_tape *t, sl_var *x, int axis, int keepdim) {
+    return reduce(t, LOGSUMEXP, x, axis, keepdim);
+}

@@ -1,0 +1,99 @@
+/*
+ * registry.c - the op table: every op, built-in or user-defined, is found by
+ * name through a uthash index and listed in registration order.
+ *
+ * Built-in ops come from the family tables (src/ops/<family>.c) and are registered
+ * once, before the first registry call returns (call_once). The registry is
+ * process-global and lives until exit; it is the only global state in slope.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <threads.h>
+
+/* uthash must not exit() when memory runs out: report it instead. */
+#define HASH_NONFATAL_OOM 1
+static int hash_oom;
+#define uthash_nonfatal_oom(obj) (hash_oom = 1)
+#include <uthash.h>
+
+typedef struct entry {
+    const sl_op *op;
+    UT_hash_handle hh;
+} entry;
+
+static entry *by_name;         /* uthash head */
+static const sl_op **in_order; /* registration order */
+static int count, cap;
+static once_flag builtins_once = ONCE_FLAG_INIT;
+
+static int add(const sl_op *op) {
+    entry *e = NULL;
+    HASH_FIND_STR(by_name, op->name, e);
+    if (e) return SL_EARG;
+    if (count == cap) {
+        int ncap = cap ? cap * 2 : 64;
+        const sl_op **n = realloc(in_order, (size_t)ncap * sizeof *n);
+        if (!n) return SL_ENOMEM;
+        in_order = n;
+        cap = ncap;
+    }
+    e = malloc(sizeof *e);
+    if (!e) return SL_ENOMEM;
+    e->op = op;
+    hash_oom = 0;
+    HASH_ADD_KEYPTR(hh, by_name, op->name, strlen(op->name), e);
+    if (hash_oom) {
+        free(e);
+        return SL_ENOMEM;
+    }
+    in_order[count++] = op;
+    return SL_OK;
+}
+
+static void register_builtins(void) {
+    static const struct {
+        const sl_op *ops;
+        const int *n;
+    } families[] = {
+        {sl__elementwise_ops, &sl__elementwise_nops}, {sl__activation_ops, &sl__activation_nops},
+        {sl__linalg_ops, &sl__linalg_nops},           {sl__reduce_ops, &sl__reduce_nops},
+    };
+    for (size_t f = 0; f < sizeof families / sizeof families[0]; f++)
+        for (int i = 0; i < *families[f].n; i++) {
+            int rc = add(&families[f].ops[i]);
+            SL_ASSERT(rc == SL_OK); /* built-in names are unique; memory at start-up */
+            (void)rc;
+        }
+}
+
+static void init(void) { call_once(&builtins_once, register_builtins); }
+
+const sl_op *sl_op_find(const char *name) {
+    init();
+    if (!name) return NULL;
+    entry *e = NULL;
+    HASH_FIND_STR(by_name, name, e);
+    return e ? e->op : NULL;
+}
+
+int sl_op_register(const sl_op *op) {
+    init();
+    if (!op || !op->name || !op->name[0]) return SL_EARG;
+    if (op->arity < 1 || op->arity > SL_MAX_INPUTS) return SL_EARG;
+    if (!op->forward || !op->backward) return SL_EARG;
+    if (op->kind == SL_KIND_ZIP && op->arity != 2) return SL_EARG;
+    if (op->kind == SL_KIND_MAP && op->arity != 1) return SL_EARG;
+    return add(op);
+}
+
+int sl_op_count(void) {
+    init();
+    return count;
+}
+
+const sl_op *sl_op_at(int i) {
+    init();
+    return i >= 0 && i < count ? in_order[i] : NULL;
+}

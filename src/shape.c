@@ -1,0 +1,115 @@
+/*
+ * shape.c - shapes, NumPy broadcasting, and the one place where broadcasting
+ * is undone in backward (sl__unbroadcast_add).
+ *
+ * Shapes are right-aligned for broadcasting and padded on the left to
+ * SL_MAX_DIMS, so every strided loop here is the same four nested loops.
+ */
+#include "internal.h"
+
+#include <string.h>
+
+char *sl__shape_str(char *buf, int ndim, const int *dims) {
+    int k = 0;
+    buf[k++] = '[';
+    for (int i = 0; i < ndim && i < SL_MAX_DIMS; i++)
+        k += snprintf(buf + k, (size_t)(64 - k), i ? ",%d" : "%d", dims[i]);
+    buf[k++] = ']';
+    buf[k] = '\0';
+    return buf;
+}
+
+size_t sl__numel(int ndim, const int *dims) {
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= (size_t)dims[i];
+    return n;
+}
+
+bool sl__broadcast(int na, const int *da, int nb, const int *db, int *ndim, int *dims) {
+    int nd = na > nb ? na : nb;
+    int out[SL_MAX_DIMS];
+    for (int i = 0; i < nd; i++) {
+        int ia = i - (nd - na), ib = i - (nd - nb);
+        int a = ia >= 0 ? da[ia] : 1, b = ib >= 0 ? db[ib] : 1;
+        if (a != b && a != 1 && b != 1) return false;
+        out[i] = a == 1 ? b : a;
+    }
+    *ndim = nd;
+    memcpy(dims, out, (size_t)nd * sizeof(int));
+    return true;
+}
+
+bool sl__axis(int axis, int ndim, int *out) {
+    if (axis == SL_ALL) {
+        *out = SL_ALL;
+        return true;
+    }
+    int a = axis < 0 ? axis + ndim : axis;
+    if (a < 0 || a >= ndim) return false;
+    *out = a;
+    return true;
+}
+
+void sl__bcast_strides(int nd, const int *dims, int nin, const int *din, size_t *st, int *pdims) {
+    int off = SL_MAX_DIMS - nd;
+    for (int i = 0; i < SL_MAX_DIMS; i++) pdims[i] = i < off ? 1 : dims[i - off];
+    /* the input's own contiguous strides, right-aligned */
+    size_t s = 1;
+    for (int i = SL_MAX_DIMS - 1; i >= 0; i--) {
+        int ii = i - (SL_MAX_DIMS - nin);
+        int d = ii >= 0 ? din[ii] : 1;
+        st[i] = (d == 1) ? 0 : s;
+        s *= (size_t)d;
+    }
+}
+
+void sl__unbroadcast_add(double *dx, const sl_var *x, const double *dout, const sl_var *out) {
+    if (x->n == out->n) { /* same shape: no axis was broadcast */
+        for (size_t i = 0; i < out->n; i++) dx[i] += dout[i];
+        return;
+    }
+    if (x->n == 1) {
+        double s = 0.0;
+        for (size_t i = 0; i < out->n; i++) s += dout[i];
+        dx[0] += s;
+        return;
+    }
+    size_t st[SL_MAX_DIMS];
+    int d[SL_MAX_DIMS];
+    sl__bcast_strides(out->ndim, out->dims, x->ndim, x->dims, st, d);
+    size_t k = 0;
+    for (int i0 = 0; i0 < d[0]; i0++)
+        for (int i1 = 0; i1 < d[1]; i1++)
+            for (int i2 = 0; i2 < d[2]; i2++) {
+                size_t base = (size_t)i0 * st[0] + (size_t)i1 * st[1] + (size_t)i2 * st[2];
+                for (int i3 = 0; i3 < d[3]; i3++) dx[base + (size_t)i3 * st[3]] += dout[k++];
+            }
+}
+
+int sl__shape_same(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_attrs *a, int *ndim,
+                   int *dims) {
+    (void)t;
+    (void)op;
+    (void)a;
+    *ndim = in[0]->ndim;
+    memcpy(dims, in[0]->dims, sizeof in[0]->dims);
+    return SL_OK;
+}
+
+int sl__shape_bcast(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_attrs *a, int *ndim,
+                    int *dims) {
+    (void)a;
+    int nd = in[0]->ndim, d[SL_MAX_DIMS];
+    memcpy(d, in[0]->dims, sizeof d);
+    for (int k = 1; k < op->arity; k++) {
+        if (!sl__broadcast(nd, d, in[k]->ndim, in[k]->dims, &nd, d)) {
+            char s0[64], s1[64];
+            return sl__fail(t, SL_ESHAPE, "sl_%s: shapes do not broadcast: %s and %s", op->name,
+                            sl__shape_str(s0, in[0]->ndim, in[0]->dims),
+                            sl__shape_str(s1, in[k]->ndim, in[k]->dims));
+        }
+    }
+    *ndim = nd;
+    memcpy(dims, d, sizeof d);
+    return SL_OK;
+}

@@ -1,0 +1,375 @@
+/*
+ * tape.c - recording, sticky errors, the reverse sweep and replay.
+ *
+ * The tape is a Wengert list: t->nodes holds every node in the order it was
+ * recorded, which is already a topological order. Backward is therefore one
+ * loop from y down to node 0 (no graph search, no recursion: a chain of 10^6
+ * nodes costs nothing extra), and replay is one loop up.
+ */
+#include "internal.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ---------------------------------------------------------------- status */
+
+const char *sl_status_name(int status) {
+    switch (status) {
+#define X(name, code, text)                                                                   \
+    case code:                                                                                \
+        return "SL_" #name;
+        SL_STATUS_MAP(X)
+#undef X
+    }
+    return "SL_UNKNOWN";
+}
+
+const char *sl_status_str(int status) {
+    switch (status) {
+#define X(name, code, text)                                                                   \
+    case code:                                                                                \
+        return text;
+        SL_STATUS_MAP(X)
+#undef X
+    }
+    return "unknown status";
+}
+
+int sl__vfail(sl_tape *t, int status, const char *fmt, va_list ap) {
+    if (!t) return status;
+    if (t->status != SL_OK) return t->status; /* the first error wins */
+    if (status == SL_OK) status = SL_EARG;    /* failing with "OK" is itself a mistake */
+    t->status = status;
+    vsnprintf(t->msg, sizeof t->msg, fmt, ap);
+    return status;
+}
+
+int sl__fail(sl_tape *t, int status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int r = sl__vfail(t, status, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+int sl_tape_fail(sl_tape *t, int status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int r = sl__vfail(t, status, fmt, ap);
+    va_end(ap);
+    return r;
+}
+
+/* ------------------------------------------------------------- lifecycle */
+
+sl_tape *sl_tape_new(void) { return sl_tape_new_with(NULL); }
+
+sl_tape *sl_tape_new_with(const sl_allocator *alloc) {
+    const sl_allocator *a = alloc ? alloc : &sl__default_allocator;
+    if (!a->alloc || !a->free) return NULL;
+    sl_tape *t = a->alloc(sizeof *t, a->ud);
+    if (!t) return NULL;
+    memset(t, 0, sizeof *t);
+    sl__arena_init(&t->arena, a);
+    return t;
+}
+
+void sl_tape_free(sl_tape *t) {
+    if (!t) return;
+    sl_allocator a = t->arena.a;
+    sl__arena_release(&t->arena);
+    a.free(t->nodes, a.ud);
+    a.free(t, a.ud);
+}
+
+void sl_tape_clear(sl_tape *t) {
+    if (!t) return;
+    sl__arena_reset(&t->arena);
+    t->n = 0;
+    t->status = SL_OK;
+    t->msg[0] = '\0';
+}
+
+int sl_tape_status(const sl_tape *t) { return t ? t->status : SL_EARG; }
+
+const char *sl_tape_error(const sl_tape *t) {
+    if (!t) return "sl_tape_error: tape is NULL";
+    return t->status == SL_OK ? NULL : t->msg;
+}
+
+size_t sl_tape_size(const sl_tape *t) { return t ? t->n : 0; }
+
+size_t sl_tape_bytes(const sl_tape *t) {
+    return t ? t->arena.total + t->cap * sizeof(sl_var *) : 0;
+}
+
+/* ------------------------------------------------------------- recording */
+
+/* Append v to the node list, growing it by doubling (amortised, and kept
+ * across sl_tape_clear). */
+static bool push_node(sl_tape *t, sl_var *v, const char *fname) {
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 1024;
+        sl_var **nodes = t->arena.a.alloc(cap * sizeof *nodes, t->arena.a.ud);
+        if (!nodes) {
+            sl__fail(t, SL_ENOMEM, "%s: out of memory growing the tape to %zu nodes", fname, cap);
+            return false;
+        }
+        if (t->n) memcpy(nodes, t->nodes, t->n * sizeof *nodes);
+        t->arena.a.free(t->nodes, t->arena.a.ud);
+        t->nodes = nodes;
+        t->cap = cap;
+    }
+    v->id = t->n;
+    t->nodes[t->n++] = v;
+    return true;
+}
+
+/* A node with its value buffer (and saved buffer) in the arena. */
+static sl_var *node_new(sl_tape *t, const char *fname, int ndim, const int *dims, bool own_value,
+                        size_t nsaved) {
+    size_t n = sl__numel(ndim, dims);
+    sl_var *v = sl__arena_alloc(&t->arena, sizeof *v);
+    double *val = NULL, *saved = NULL;
+    if (v && own_value) val = sl__arena_alloc(&t->arena, n * sizeof(double));
+    if (v && nsaved) saved = sl__arena_alloc(&t->arena, nsaved * sizeof(double));
+    if (!v || (own_value && !val) || (nsaved && !saved)) {
+        char sh[64];
+        sl__fail(t, SL_ENOMEM, "%s: out of memory for a %s node", fname,
+                 sl__shape_str(sh, ndim, dims));
+        return NULL;
+    }
+    memset(v, 0, sizeof *v);
+    v->tape = t;
+    v->ndim = ndim;
+    for (int i = 0; i < ndim; i++) v->dims[i] = dims[i];
+    v->n = n;
+    v->val = val;
+    v->saved = saved;
+    return v;
+}
+
+static bool check_shape(sl_tape *t, const char *fname, int ndim, const int *dims) {
+    if (ndim < 0 || ndim > SL_MAX_DIMS) {
+        sl__fail(t, SL_EARG, "%s: ndim = %d, must be 0..%d", fname, ndim, SL_MAX_DIMS);
+        return false;
+    }
+    if (ndim > 0 && !dims) {
+        sl__fail(t, SL_EARG, "%s: dims is NULL for ndim = %d", fname, ndim);
+        return false;
+    }
+    size_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (dims[i] < 1) {
+            sl__fail(t, SL_EARG, "%s: dims[%d] = %d, every dim must be >= 1", fname, i, dims[i]);
+            return false;
+        }
+        if (n > SIZE_MAX / sizeof(double) / (size_t)dims[i]) {
+            sl__fail(t, SL_EARG, "%s: shape too large (element count overflows)", fname);
+            return false;
+        }
+        n *= (size_t)dims[i];
+    }
+    return true;
+}
+
+sl_var *sl_input(sl_tape *t, int ndim, const int *dims, const double *data, int flags) {
+    if (!t || t->status != SL_OK) return NULL;
+    if (flags & ~SL_GRAD) {
+        sl__fail(t, SL_EARG, "sl_input: unknown flags 0x%x (only SL_GRAD)", (unsigned)flags);
+        return NULL;
+    }
+    if (!check_shape(t, "sl_input", ndim, dims)) return NULL;
+    sl_var *v = node_new(t, "sl_input", ndim, dims, true, 0);
+    if (!v) return NULL;
+    if (data)
+        memcpy(v->val, data, v->n * sizeof(double));
+    else
+        memset(v->val, 0, v->n * sizeof(double));
+    v->flags = SL__NODE_LEAF | ((flags & SL_GRAD) ? SL__NODE_GRAD : 0);
+    return push_node(t, v, "sl_input") ? v : NULL;
+}
+
+sl_var *sl_scalar(sl_tape *t, double x, int flags) { return sl_input(t, 0, NULL, &x, flags); }
+
+/* sl_use lives here because it builds a leaf; the store itself is in nn/params.c. */
+sl_var *sl__use_leaf(sl_tape *t, int ndim, const int *dims, double *val, double *grad) {
+    sl_var *v = node_new(t, "sl_use", ndim, dims, false, 0);
+    if (!v) return NULL;
+    v->val = val;
+    v->grad = grad;
+    v->flags = SL__NODE_LEAF | SL__NODE_PARAM | SL__NODE_GRAD;
+    return push_node(t, v, "sl_use") ? v : NULL;
+}
+
+bool sl__check_inputs(sl_tape *t, const char *fname, int nin, sl_var *const *in) {
+    if (!t || t->status != SL_OK) return false;
+    for (int i = 0; i < nin; i++) {
+        if (!in || !in[i]) {
+            sl__fail(t, SL_EARG, "%s: input %d is NULL on a tape without an error", fname, i);
+            return false;
+        }
+        if (in[i]->tape != t) {
+            sl__fail(t, SL_EARG, "%s: input %d belongs to another tape", fname, i);
+            return false;
+        }
+    }
+    return true;
+}
+
+sl_var *sl_apply(sl_tape *t, const sl_op *op, int nin, sl_var *const *in, const sl_attrs *a) {
+    if (!t || t->status != SL_OK) return NULL;
+    if (!op) {
+        sl__fail(t, SL_EARG, "sl_apply: op is NULL");
+        return NULL;
+    }
+    char fname[80];
+    snprintf(fname, sizeof fname, "sl_%s", op->name ? op->name : "?");
+    if (nin != op->arity) {
+        sl__fail(t, SL_EARG, "%s: takes %d input(s), given %d", fname, op->arity, nin);
+        return NULL;
+    }
+    if (!sl__check_inputs(t, fname, nin, in)) return NULL;
+    static const sl_attrs zero_attrs;
+    if (!a) a = &zero_attrs;
+    int ndim = 0, dims[SL_MAX_DIMS] = {0};
+    sl_shape_fn shape = op->shape ? op->shape : (op->arity == 1 ? sl__shape_same : sl__shape_bcast);
+    if (shape(t, op, in, a, &ndim, dims) != SL_OK) {
+        if (t->status == SL_OK) sl__fail(t, SL_ESHAPE, "%s: shape rule failed", fname);
+        return NULL;
+    }
+    if (!check_shape(t, fname, ndim, dims)) return NULL;
+    sl_var probe = {.ndim = ndim, .n = sl__numel(ndim, dims), .attrs = *a};
+    for (int i = 0; i < ndim; i++) probe.dims[i] = dims[i];
+    for (int i = 0; i < nin; i++) probe.in[i] = in[i];
+    size_t nsaved = op->saved ? op->saved(&probe) : 0;
+    sl_var *v = node_new(t, fname, ndim, dims, true, nsaved);
+    if (!v) return NULL;
+    v->op = op;
+    v->attrs = *a;
+    for (int i = 0; i < nin; i++) {
+        v->in[i] = in[i];
+        v->flags |= in[i]->flags & SL__NODE_GRAD;
+    }
+    if (!push_node(t, v, fname)) return NULL;
+    op->forward(v);
+    return v;
+}
+
+sl_var *sl__apply1(sl_tape *t, const sl_op *op, sl_var *x, const sl_attrs *a) {
+    sl_var *in[1] = {x};
+    return sl_apply(t, op, 1, in, a);
+}
+
+sl_var *sl__apply2(sl_tape *t, const sl_op *op, sl_var *x, sl_var *y, const sl_attrs *a) {
+    sl_var *in[2] = {x, y};
+    return sl_apply(t, op, 2, in, a);
+}
+
+/* ---------------------------------------------------------- reading nodes */
+
+static const int scalar_dims[SL_MAX_DIMS] = {0};
+
+int sl_ndim(const sl_var *v) { return v ? v->ndim : 0; }
+const int *sl_dims(const sl_var *v) { return v ? v->dims : scalar_dims; }
+size_t sl_numel(const sl_var *v) { return v ? v->n : 0; }
+const double *sl_value(const sl_var *v) { return v ? v->val : NULL; }
+const double *sl_grad(const sl_var *v) { return v ? v->grad : NULL; }
+double sl_item(const sl_var *v) { return v && v->n == 1 ? v->val[0] : NAN; }
+int sl_requires_grad(const sl_var *v) { return v && (v->flags & SL__NODE_GRAD) ? 1 : 0; }
+double *sl_leaf_data(sl_var *v) { return v && (v->flags & SL__NODE_LEAF) ? v->val : NULL; }
+
+const sl_var *sl_in(const sl_var *out, int k) {
+    return out && k >= 0 && k < SL_MAX_INPUTS ? out->in[k] : NULL;
+}
+const sl_attrs *sl_attrs_of(const sl_var *v) { return v ? &v->attrs : NULL; }
+double *sl_out_data(sl_var *out) { return out ? out->val : NULL; }
+double *sl_grad_data(const sl_var *v) { return v ? v->grad : NULL; }
+double *sl_saved_data(sl_var *out) { return out ? out->saved : NULL; }
+const sl_op *sl_op_of(const sl_var *v) { return v ? v->op : NULL; }
+
+/* ------------------------------------------------------- differentiation */
+
+/* Give every gradient-carrying node a buffer (first sweep only) and zero
+ * the op nodes' ones; leaves keep what they hold, so gradients accumulate. */
+static int prepare_grads(sl_tape *t, size_t last, const char *fname) {
+    for (size_t i = 0; i <= last; i++) {
+        sl_var *v = t->nodes[i];
+        if (!(v->flags & SL__NODE_GRAD)) continue;
+        if (!v->grad) {
+            v->grad = sl__arena_alloc(&t->arena, v->n * sizeof(double));
+            if (!v->grad)
+                return sl__fail(t, SL_ENOMEM, "%s: out of memory for the gradient of node %zu",
+                                fname, i);
+            memset(v->grad, 0, v->n * sizeof(double));
+        } else if (!(v->flags & SL__NODE_LEAF)) {
+            memset(v->grad, 0, v->n * sizeof(double));
+        }
+    }
+    return SL_OK;
+}
+
+static int check_root(sl_tape *t, sl_var *y, const char *fname) {
+    if (!t) return SL_EARG;
+    if (t->status != SL_OK) return t->status;
+    if (!y) return sl__fail(t, SL_EARG, "%s: y is NULL on a tape without an error", fname);
+    if (y->tape != t || y->id >= t->n || t->nodes[y->id] != y)
+        return sl__fail(t, SL_EARG, "%s: y is not a node of this tape", fname);
+    return SL_OK;
+}
+
+int sl__sweep(sl_tape *t, sl_var *y, const double *dy, const char *fname) {
+    int rc = check_root(t, y, fname);
+    if (rc != SL_OK) return rc;
+    if (!(y->flags & SL__NODE_GRAD)) {
+        /* nothing requires a gradient: leaves with SL_GRAD still read zeros */
+        rc = prepare_grads(t, t->n - 1, fname);
+        return rc;
+    }
+    rc = prepare_grads(t, t->n - 1, fname);
+    if (rc != SL_OK) return rc;
+    for (size_t i = 0; i < y->n; i++) y->grad[i] += dy ? dy[i] : 1.0;
+    for (size_t i = y->id + 1; i-- > 0;) {
+        sl_var *v = t->nodes[i];
+        if (v->op && (v->flags & SL__NODE_GRAD)) v->op->backward(v);
+    }
+    return SL_OK;
+}
+
+int sl_backward(sl_tape *t, sl_var *y) {
+    int rc = check_root(t, y, "sl_backward");
+    if (rc != SL_OK) return rc;
+    if (y->n != 1) {
+        char sh[64];
+        return sl__fail(t, SL_EARG,
+                        "sl_backward: y must hold one element, has shape %s (%zu elements); use "
+                        "sl_sum or sl_backward_seed",
+                        sl__shape_str(sh, y->ndim, y->dims), y->n);
+    }
+    return sl__sweep(t, y, NULL, "sl_backward");
+}
+
+int sl_backward_seed(sl_tape *t, sl_var *y, const double *dy) {
+    int rc = check_root(t, y, "sl_backward_seed");
+    if (rc != SL_OK) return rc;
+    if (!dy) return sl__fail(t, SL_EARG, "sl_backward_seed: dy is NULL");
+    return sl__sweep(t, y, dy, "sl_backward_seed");
+}
+
+int sl_forward(sl_tape *t) {
+    if (!t) return SL_EARG;
+    if (t->status != SL_OK) return t->status;
+    for (size_t i = 0; i < t->n; i++) {
+        sl_var *v = t->nodes[i];
+        if (v->op) v->op->forward(v);
+    }
+    return SL_OK;
+}
+
+void sl_zero_grad(sl_tape *t) {
+    if (!t) return;
+    for (size_t i = 0; i < t->n; i++) {
+        sl_var *v = t->nodes[i];
+        if (v->grad) memset(v->grad, 0, v->n * sizeof(double));
+    }
+}
