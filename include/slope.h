@@ -338,8 +338,8 @@ typedef struct sl_gradcheck_report {
     size_t worst_elem;    /* flat element index in that input */
     size_t worst_out;     /* flat element index in the output */
     double analytic, numeric, abs_err, rel_err;
-    char shapes[96];      /* sl_gradcheck_op: the worst case's input shapes, "[2,3] [3]" */
-    char message[256];    /* a sentence naming what failed, or "" */
+    char shapes[128];     /* sl_gradcheck_op: the worst case: input shapes and attributes, "[2,3] [3]" */
+    char message[512];    /* a sentence naming what failed, or "" */
 } sl_gradcheck_report;
 
 /* Compare the tape's gradients of y (any shape: full Jacobian, row by row)
@@ -367,6 +367,8 @@ void sl_rng_seed(sl_rng *r, uint64_t seed);
 uint64_t sl_rng_next(sl_rng *r);
 double sl_rng_uniform(sl_rng *r); /* [0,1), 53 bits */
 double sl_rng_normal(sl_rng *r);  /* standard normal (Box-Muller, no cached pair) */
+
+#include "slope/nn.h" /* initialisers, layers, optimisers, save/load, CSV */
 
 #ifdef __cplusplus
 }

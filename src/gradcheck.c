@@ -267,14 +267,36 @@ static void fill(sl_rng *rng, sl_domain d, double *v, size_t n, int classes) {
     }
 }
 
-static void shapes_str(char *buf, size_t size, int arity, const sl_op_case *c) {
+/* "[2,3] [3]" plus the attributes the op's signature names ("axis=1 keepdim=1"). */
+static void shapes_str(char *buf, size_t size, const sl_op *op, const sl_op_case *c,
+                       const sl_attrs *a) {
     size_t k = 0;
     buf[0] = '\0';
-    for (int i = 0; i < arity && k < size; i++) {
+#define PUT(...)                                                                              \
+    do {                                                                                      \
+        int w_ = snprintf(buf + k, size - k, __VA_ARGS__);                                    \
+        k = (w_ < 0 || (size_t)w_ >= size - k) ? size - 1 : k + (size_t)w_;                  \
+    } while (0)
+    for (int i = 0; i < op->arity; i++) {
         char sh[64];
-        k += (size_t)snprintf(buf + k, size - k, i ? " %s" : "%s",
-                              sl__shape_str(sh, c->shape[i][0], &c->shape[i][1]));
+        PUT(i ? " %s" : "%s", sl__shape_str(sh, c->shape[i][0], &c->shape[i][1]));
     }
+    const char *sig = op->signature ? op->signature : "";
+    if (strstr(sig, "axis")) {
+        if (a->axis == SL_ALL)
+            PUT(" axis=all");
+        else
+            PUT(" axis=%d", a->axis);
+    }
+    if (strstr(sig, "keepdim")) PUT(" keepdim=%d", a->keepdim);
+    if (strstr(sig, "alpha")) PUT(" alpha=%g", a->alpha);
+    if (strstr(sig, ", p)")) PUT(" p=%g", a->alpha);
+    if (strstr(sig, "approx")) PUT(" mode=%d", a->mode);
+    if (strstr(sig, "dims)")) {
+        char sh[64];
+        PUT(" to %s", sl__shape_str(sh, a->ndim, a->dims));
+    }
+#undef PUT
 }
 
 /* One case on a fresh tape. */
@@ -327,7 +349,7 @@ static int check_case(const sl_op *op, int ci, const settings *s, sl_gradcheck_r
                 one.worst_input = k;
                 break;
             }
-    shapes_str(one.shapes, sizeof one.shapes, op->arity, c);
+    shapes_str(one.shapes, sizeof one.shapes, op, c, &attrs);
     /* merge into r: keep the worst case's details */
     double prev = r->ncases ? score_of(r->analytic, r->numeric, s) : -1.0;
     double cur = one.worst_input >= 0 ? score_of(one.analytic, one.numeric, s) : -1.0;

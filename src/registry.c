@@ -59,6 +59,7 @@ static void register_builtins(void) {
     } families[] = {
         {sl__elementwise_ops, &sl__elementwise_nops}, {sl__activation_ops, &sl__activation_nops},
         {sl__linalg_ops, &sl__linalg_nops},           {sl__reduce_ops, &sl__reduce_nops},
+        {sl__softmax_ops, &sl__softmax_nops},         {sl__loss_ops, &sl__loss_nops},
     };
     for (size_t f = 0; f < sizeof families / sizeof families[0]; f++)
         for (int i = 0; i < *families[f].n; i++) {

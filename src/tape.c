@@ -225,6 +225,14 @@ sl_var *sl_apply(sl_tape *t, const sl_op *op, int nin, sl_var *const *in, const 
     }
     char fname[80];
     snprintf(fname, sizeof fname, "sl_%s", op->name ? op->name : "?");
+    /* op need not be registered, so check what sl_op_register would: a node
+     * has SL_MAX_INPUTS input slots, and forward/backward are called blindly */
+    if (op->arity < 1 || op->arity > SL_MAX_INPUTS || !op->forward || !op->backward) {
+        sl__fail(t, SL_EARG,
+                 "%s: malformed op (arity %d, must be 1..%d, with forward and backward)", fname,
+                 op->arity, SL_MAX_INPUTS);
+        return NULL;
+    }
     if (nin != op->arity) {
         sl__fail(t, SL_EARG, "%s: takes %d input(s), given %d", fname, op->arity, nin);
         return NULL;
@@ -363,7 +371,7 @@ int sl_forward(sl_tape *t) {
         sl_var *v = t->nodes[i];
         if (v->op) v->op->forward(v);
     }
-    return SL_OK;
+    return t->status; /* a user op's forward may have failed */
 }
 
 void sl_zero_grad(sl_tape *t) {

@@ -103,3 +103,27 @@ Test(examples, first_matches_its_closed_forms_and_checks) {
     cr_expect(strstr(out, "gradcheck: ok, 4 entries") != NULL, "%s", out);
     free(out);
 }
+
+Test(examples, activations_backward_equals_closed_forms) {
+    char cmd[512];
+    const char *svg = "/tmp/slope-test-activations.svg";
+    snprintf(cmd, sizeof cmd, "%s/examples/activations -o %s", SLOPE_BINARY_DIR, svg);
+    int st;
+    char *out = run(cmd, &st);
+    cr_assert_eq(st, 0, "activations failed (a derivative differs from its closed form):\n%s",
+                 out);
+    cr_expect(strstr(out, "sigmoid") && strstr(out, "log_sigmoid") && strstr(out, "gelu"), "%s",
+              out);
+    FILE *f = fopen(svg, "r");
+    cr_assert_not_null(f);
+    static char buf[1 << 22];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    fclose(f);
+    cr_expect(strncmp(buf, "<svg", 4) == 0);
+    int polylines = 0;
+    for (const char *p = buf; (p = strstr(p, "<polyline")); p++) polylines++;
+    cr_expect_geq(polylines, 30, "10 panels x 3 curves, got %d", polylines);
+    remove(svg);
+    free(out);
+}

@@ -76,7 +76,7 @@ static int check_one(const sl_op *op) {
         sl_gradcheck_report r;
         int rc = sl_gradcheck_op(op, &o, &r);
         int ok = rc == SL_OK;
-        printf("%-14s %-26s max_abs_err %-10.3g max_rel_err %-10.3g %s\n", op->name,
+        printf("%-14s %-34s max_abs_err %-10.3g max_rel_err %-10.3g %s\n", op->name,
                r.shapes[0] ? r.shapes : "-", r.max_abs_err, r.max_rel_err, ok ? "ok" : "FAIL");
         if (!ok) {
             printf("  %s\n", r.message[0] ? r.message : sl_status_str(rc));

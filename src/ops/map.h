@@ -11,6 +11,15 @@
 
 #include <math.h>
 
+/* The logistic function without overflow for any z: for z < 0 it uses
+ * e^z/(1+e^z), whose exp cannot overflow. Shared by sigmoid, silu and
+ * bce_with_logits. */
+static inline double sl__sigmoid(double z) {
+    if (z >= 0) return 1.0 / (1.0 + exp(-z));
+    const double e = exp(z);
+    return e / (1.0 + e);
+}
+
 /* Unary element-wise op NAME:  x (any shape) -> out (same shape).
  * FWD computes the output from z (the input element) and alpha (the
  * attribute); BWD computes dL/dz from g (dL/da), z, a (the saved output) and

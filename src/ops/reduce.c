@@ -26,7 +26,7 @@ static view view_of(const sl_var *out) {
     return v;
 }
 
-/* Shape rule shared by every reduction (and softmax, which keeps the shape). */
+/* Shape rule shared by every reduction. */
 static int reduce_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_attrs *a,
                         int *ndim, int *dims) {
     const sl_var *x = in[0];

@@ -1,0 +1,173 @@
+/*
+ * softmax.c - softmax and log_softmax along one axis.
+ *
+ * As in reduce.c, x is viewed around the axis as (outer, len, inner) with
+ * outer = prod(dims[:ax]), len = dims[ax], inner = prod(dims[ax+1:]); each of
+ * the outer*inner lines of len elements (stride inner) is normalised on its
+ * own and the output keeps x's shape. Both ops subtract the line's max m
+ * before exp, so no exp overflows, and x - m is exact for logits of one
+ * magnitude: [1000,1001,1002] gives bit for bit the result of [0,1,2].
+ *
+ * One axis is required (negative counts from the end); SL_ALL is rejected,
+ * as PyTorch requires dim. Both backward rules read only the saved output.
+ */
+#include "map.h"
+
+typedef struct view {
+    size_t outer, len, inner;
+} view;
+
+static view view_of(const sl_var *out) {
+    const sl_var *x = out->in[0];
+    const int ax = out->attrs.axis < 0 ? out->attrs.axis + x->ndim : out->attrs.axis;
+    view v = {1, (size_t)x->dims[ax], 1};
+    for (int i = 0; i < ax; i++) v.outer *= (size_t)x->dims[i];
+    for (int i = ax + 1; i < x->ndim; i++) v.inner *= (size_t)x->dims[i];
+    return v;
+}
+
+/* Same shape as x; the axis must name one existing axis. */
+static int softmax_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_attrs *a,
+                         int *ndim, int *dims) {
+    const sl_var *x = in[0];
+    char sh[64];
+    int ax;
+    sl__shape_str(sh, x->ndim, x->dims);
+    if (a->axis == SL_ALL)
+        return sl__fail(t, SL_EARG,
+                        "sl_%s: axis SL_ALL is not allowed for shape %s: %s normalises along "
+                        "one axis (as PyTorch's dim)",
+                        op->name, sh, op->name);
+    if (!sl__axis(a->axis, x->ndim, &ax))
+        return sl__fail(t, SL_EARG, "sl_%s: axis %d out of range for shape %s (rank %d)",
+                        op->name, a->axis, sh, x->ndim);
+    return sl__shape_same(t, op, in, a, ndim, dims);
+}
+
+/* The max of one line (NaN propagates), replaced by 0 when it is not finite
+ * (as logsumexp in reduce.c does): x - m then never computes inf - inf, and
+ * an all -inf line ends in 0/0 = NaN, as PyTorch's softmax gives. */
+static double line_max(const double *xr, size_t len, size_t inner) {
+    double m = xr[0];
+    for (size_t j = 1; j < len; j++) {
+        const double z = xr[j * inner];
+        if (z > m || z != z) m = z;
+    }
+    return isfinite(m) ? m : 0.0;
+}
+
+/* softmax: x (outer, len, inner) -> a (same);  a_j = e^(x_j - m) / sum_k e^(x_k - m)
+ * dx_j += a_j (g_j - sum_k g_k a_k)  (the Jacobian diag(a) - a a^T applied to g) */
+static void softmax_forward(sl_var *out) {
+    const view v = view_of(out);
+    const double *x = out->in[0]->val;
+    double *o = out->val;
+    for (size_t p = 0; p < v.outer; p++)
+        for (size_t i = 0; i < v.inner; i++) {
+            const size_t base = p * v.len * v.inner + i;
+            const double m = line_max(x + base, v.len, v.inner);
+            double s = 0.0;
+            for (size_t j = 0; j < v.len; j++) {
+                const size_t e = base + j * v.inner;
+                o[e] = exp(x[e] - m);
+                s += o[e];
+            }
+            for (size_t j = 0; j < v.len; j++) o[base + j * v.inner] /= s;
+        }
+}
+static void softmax_backward(sl_var *out) {
+    double *dx = out->in[0]->grad;
+    if (!dx) return;
+    const view v = view_of(out);
+    const double *a = out->val, *g = out->grad;
+    for (size_t p = 0; p < v.outer; p++)
+        for (size_t i = 0; i < v.inner; i++) {
+            const size_t base = p * v.len * v.inner + i;
+            double dot = 0.0;
+            for (size_t j = 0; j < v.len; j++) dot += g[base + j * v.inner] * a[base + j * v.inner];
+            for (size_t j = 0; j < v.len; j++) {
+                const size_t e = base + j * v.inner;
+                dx[e] += a[e] * (g[e] - dot);
+            }
+        }
+}
+
+/* log_softmax: x (outer, len, inner) -> a (same);  a_j = (x_j - m) - log sum_k e^(x_k - m)
+ * dx_j += g_j - e^(a_j) sum_k g_k  (e^a is the softmax, from the saved output) */
+static void log_softmax_forward(sl_var *out) {
+    const view v = view_of(out);
+    const double *x = out->in[0]->val;
+    double *o = out->val;
+    for (size_t p = 0; p < v.outer; p++)
+        for (size_t i = 0; i < v.inner; i++) {
+            const size_t base = p * v.len * v.inner + i;
+            const double m = line_max(x + base, v.len, v.inner);
+            double s = 0.0;
+            for (size_t j = 0; j < v.len; j++) s += exp(x[base + j * v.inner] - m);
+            const double ls = log(s);
+            for (size_t j = 0; j < v.len; j++) {
+                const size_t e = base + j * v.inner;
+                o[e] = (x[e] - m) - ls;
+            }
+        }
+}
+static void log_softmax_backward(sl_var *out) {
+    double *dx = out->in[0]->grad;
+    if (!dx) return;
+    const view v = view_of(out);
+    const double *a = out->val, *g = out->grad;
+    for (size_t p = 0; p < v.outer; p++)
+        for (size_t i = 0; i < v.inner; i++) {
+            const size_t base = p * v.len * v.inner + i;
+            double gs = 0.0;
+            for (size_t j = 0; j < v.len; j++) gs += g[base + j * v.inner];
+            for (size_t j = 0; j < v.len; j++) {
+                const size_t e = base + j * v.inner;
+                dx[e] += g[e] - exp(a[e]) * gs;
+            }
+        }
+}
+
+/* The check's cases: ranks 1..4, first/middle/last axes, negative axes, and a
+ * length-1 axis (output constant: every slope 0). */
+static const sl_op_case softmax_cases[] = {
+    {.shape = {{1, 5}}, .attrs = {.axis = 0}},
+    {.shape = {{2, 3, 4}}, .attrs = {.axis = 1}},
+    {.shape = {{2, 3, 4}}, .attrs = {.axis = 0}},
+    {.shape = {{2, 3, 4}}, .attrs = {.axis = -1}},
+    {.shape = {{3, 2, 3, 2}}, .attrs = {.axis = 1}},
+    {.shape = {{3, 2, 3, 2}}, .attrs = {.axis = -3}},
+    {.shape = {{4, 2, 1, 3, 2}}, .attrs = {.axis = -2}},
+    {.shape = {{4, 2, 3, 1, 2}}, .attrs = {.axis = 0}},
+    {.shape = {{2, 3, 1}}, .attrs = {.axis = -1}},
+};
+#define NCASES ((int)(sizeof softmax_cases / sizeof softmax_cases[0]))
+
+#define SOFT(NAME, F, D)                                                                      \
+    {.name = #NAME, .arity = 1, .shape = softmax_shape, .forward = NAME##_forward,            \
+     .backward = NAME##_backward, .signature = "sl_" #NAME "(t, x, axis)", .formula = F,      \
+     .derivative = D, .domain = {SL_DOMAIN_REAL}, .kind = SL_KIND_CUSTOM,                     \
+     .cases = softmax_cases, .ncases = NCASES}
+
+enum { SOFTMAX, LOG_SOFTMAX, NOPS };
+
+const sl_op sl__softmax_ops[] = {
+    [SOFTMAX] = SOFT(softmax,
+                     "a_j = e^(x_j-m) / sum_k e^(x_k-m) along one axis (not SL_ALL), "
+                     "m = max_k x_k",
+                     "dx_j = a_j (g_j - sum_k g_k a_k), from the saved output"),
+    [LOG_SOFTMAX] = SOFT(log_softmax,
+                         "a_j = (x_j-m) - log sum_k e^(x_k-m) along one axis (not SL_ALL), "
+                         "m = max_k x_k",
+                         "dx_j = g_j - e^(a_j) sum_k g_k (e^a = softmax), from the saved output"),
+};
+const int sl__softmax_nops = NOPS;
+
+sl_var *sl_softmax(sl_tape *t, sl_var *x, int axis) {
+    sl_attrs a = {.axis = axis};
+    return sl__apply1(t, &sl__softmax_ops[SOFTMAX], x, &a);
+}
+sl_var *sl_log_softmax(sl_tape *t, sl_var *x, int axis) {
+    sl_attrs a = {.axis = axis};
+    return sl__apply1(t, &sl__softmax_ops[LOG_SOFTMAX], x, &a);
+}
