@@ -105,6 +105,18 @@ size_t sl_tape_size(const sl_tape *t);
 /* Bytes the arena holds from the system (grows, never shrinks before free). */
 size_t sl_tape_bytes(const sl_tape *t);
 
+/* Anomaly mode. With SL_CHECK_FINITE, recording, sl_forward and the reverse
+ * sweep stop at the first non-finite value an op produces (a value, or a
+ * gradient a backward rule writes): SL_ENONFINITE, with a message naming the
+ * node, the op, the element, its inputs' values and, if known, the source
+ * line that recorded it. Costs one scan per op; off (0) by default. */
+#define SL_CHECK_FINITE 1
+void sl_tape_set_check(sl_tape *t, int flags);
+/* Record file:line with every node made after this call (until the next
+ * one); returns t, so it can wrap the tape argument: sl_log(SL_HERE(t), x). */
+sl_tape *sl_tape_here(sl_tape *t, const char *file, int line);
+#define SL_HERE(t) sl_tape_here((t), __FILE__, __LINE__)
+
 /* ---------------------------------------------------------------- leaves */
 
 #define SL_GRAD 1 /* flag: this leaf requires a gradient */
@@ -147,6 +159,13 @@ int sl_backward_seed(sl_tape *t, sl_var *y, const double *dy);
 /* Replay every recorded node, in order, from the leaves' current values.
  * Control flow taken while recording is fixed. Returns SL_OK or the error. */
 int sl_forward(sl_tape *t);
+/* Forward mode: the directional derivative of y along the given tangents of
+ * the leaves inputs[0..nin-1] (tangents[k] holds sl_numel(inputs[k]) values;
+ * every other leaf has a zero tangent). Writes sl_numel(y) values to dy.
+ * Uses the recorded values: call after recording or sl_forward. Returns SL_OK
+ * or the error (SL_EARG: an input is not a leaf, an op has no tangent rule). */
+int sl_jvp(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs, const double *const *tangents,
+           double *dy);
 /* Zero every gradient buffer on the tape (those of sl_use leaves too). */
 void sl_zero_grad(sl_tape *t);
 
@@ -235,6 +254,9 @@ typedef int (*sl_shape_fn)(sl_tape *t, const sl_op *op, sl_var *const *in, const
 typedef void (*sl_forward_fn)(sl_var *out);
 /* Add out's contribution to each input's gradient (+=) where sl_grad_data(in) != NULL. */
 typedef void (*sl_backward_fn)(sl_var *out);
+/* Tangent rule (forward mode): fill sl_tangent_data(out) from the inputs'
+ * tangents, where sl_tangent_data(in) == NULL means a zero tangent. */
+typedef void (*sl_jvp_fn)(sl_var *out);
 /* Extra doubles the forward pass saves for backward (e.g. softmax probabilities). */
 typedef size_t (*sl_saved_fn)(const sl_var *out);
 
@@ -244,6 +266,7 @@ struct sl_op {
     sl_shape_fn shape;
     sl_forward_fn forward;
     sl_backward_fn backward;
+    sl_jvp_fn jvp;           /* forward mode; every built-in op has one */
     sl_saved_fn saved;       /* NULL: nothing saved beyond the output */
     const char *signature;   /* "sl_sigmoid(t, x)" */
     const char *formula;     /* "a = 1/(1+e^-z)" */
@@ -263,6 +286,7 @@ double *sl_out_data(sl_var *out);                   /* the node's value, writabl
 double *sl_grad_data(const sl_var *v);              /* writable gradient, NULL if none */
 double *sl_saved_data(sl_var *out);                 /* the saved buffer (sl_op.saved) */
 const sl_op *sl_op_of(const sl_var *v);             /* NULL for a leaf */
+double *sl_tangent_data(const sl_var *v);           /* tangent in the current sl_jvp, or NULL */
 
 /* The registry. Built-in ops are registered before the first call returns. */
 const sl_op *sl_op_find(const char *name);
@@ -320,33 +344,54 @@ sl_var *sl_cross_entropy(sl_tape *t, sl_var *logits, sl_var *labels);
 /* ------------------------------------------------------ gradient checks */
 
 typedef struct sl_gradcheck_opts {
-    double eps;      /* central-difference step; 0 = 1e-6 */
+    double eps;      /* central-difference step, scaled by max(1, |x|); 0 = 1e-6 */
     double atol;     /* pass when |analytic - numeric| <= atol + rtol*|numeric|; 0 = 1e-5 */
     double rtol;     /* 0 = 1e-3 */
-    uint64_t seed;   /* sl_gradcheck_op: values drawn from the op's domain; 0 = 42 */
+    uint64_t seed;   /* random directions and sl_gradcheck_op's inputs; 0 = 42 */
     int case_index;  /* sl_gradcheck_op: -1 (or any negative) = every case, else one case */
+    int plain;       /* 1: PyTorch's plain central difference, no Richardson extrapolation */
+    int fast;        /* 1: random projections v^T J u (full check only if one fails);
+                        0: automatic, fast when the Jacobian has more than 250000 entries;
+                        -1: always the full Jacobian */
+    int projections; /* fast mode: how many (u, v) pairs; 0 = 8 */
 } sl_gradcheck_opts;
 
 typedef struct sl_gradcheck_report {
-    int ok;               /* 1 if every element passed */
+    int ok;               /* 1 if every check passed */
+    const char *failed;   /* "" or which check failed first (static string): "vjp" (the
+                             backward rule), "jvp" (the tangent rule), "fd" (finite differences
+                             disagree with both modes), "dot" (<v,Ju> != <J^T v,u>), "order"
+                             (the Taylor remainder does not shrink like h^2) */
     int ncases;           /* cases checked (sl_gradcheck_op) */
-    size_t nchecked;      /* Jacobian entries compared */
-    double max_abs_err;   /* over every entry */
-    double max_rel_err;   /* |a-n| / max(|n|, tiny) over every entry */
+    size_t nchecked;      /* Jacobian entries (or projections, in fast mode) compared */
+    int fast;             /* 1 if this was a fast (projection) check */
+    int jvp_checked;      /* 1 if forward mode took part (every op on the path has a jvp) */
+    double max_abs_err;   /* reverse mode vs finite differences, over every entry */
+    double max_rel_err;   /* |a-n| / max(|n|, atol) over every entry */
+    double max_mode_err;  /* |reverse - forward| over every entry (no step involved) */
+    double dot_rel_err;   /* |<v,Ju> - <J^T v,u>| relative, for random u, v */
+    double taylor_order;  /* observed order of f(x+hu) - f(x) - h grad.u: ~2 when right */
     /* the worst entry (largest |a-n| / (atol + rtol|n|)) */
     int worst_input;      /* index into the inputs */
     size_t worst_elem;    /* flat element index in that input */
     size_t worst_out;     /* flat element index in the output */
-    double analytic, numeric, abs_err, rel_err;
-    char shapes[128];     /* sl_gradcheck_op: the worst case: input shapes and attributes, "[2,3] [3]" */
+    double analytic;      /* reverse mode (VJP) */
+    double forward;       /* forward mode (JVP); NaN if not checked */
+    double numeric;       /* finite differences */
+    double abs_err, rel_err;
+    char shapes[128];     /* sl_gradcheck_op: the worst case: input shapes and attributes */
     char message[512];    /* a sentence naming what failed, or "" */
 } sl_gradcheck_report;
 
-/* Compare the tape's gradients of y (any shape: full Jacobian, row by row)
- * with central differences obtained by perturbing each element of each
- * inputs[i] (leaves) and replaying the tape. Leaves' values and gradients
- * are restored afterwards. Returns SL_OK when it passes, SL_EGRAD when an
- * entry is out of tolerance (report says which), or another error. opts and
+/* Verify the tape's derivatives of y (any shape) with respect to the leaves
+ * inputs[0..nin-1] three ways: reverse mode (one sweep per output element),
+ * forward mode (one sl_jvp per input element) and central differences with
+ * Richardson extrapolation (replays with each input element perturbed); plus
+ * a dot-product test <v, J u> = <J^T v, u> and the order of the Taylor
+ * remainder along a random direction. docs/gradcheck.md explains each.
+ * Leaves' values and gradients are restored afterwards. Returns SL_OK when
+ * every check passes, SL_EGRAD when one fails (report->failed says which,
+ * report->message names the worst element), or another error. opts and
  * report may be NULL. */
 int sl_gradcheck(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
                  const sl_gradcheck_opts *opts, sl_gradcheck_report *report);

@@ -57,6 +57,7 @@ enum {
     SL__NODE_GRAD = 1,  /* a gradient flows here */
     SL__NODE_LEAF = 2,  /* sl_input / sl_scalar / sl_use */
     SL__NODE_PARAM = 4, /* sl_use: value and grad belong to a parameter */
+    SL__NODE_TAN = 8,   /* carries a tangent in the current sl_jvp pass */
 };
 
 struct sl_var {
@@ -65,12 +66,15 @@ struct sl_var {
     double *val;
     double *grad;
     double *saved; /* op->saved(node) doubles, or NULL */
+    double *tan;   /* forward-mode tangent (allocated by the first sl_jvp) */
     sl_tape *tape;
     size_t n;    /* numel */
     size_t id;   /* index in t->nodes */
     int ndim;
     int dims[SL_MAX_DIMS];
     unsigned flags;
+    int line;          /* where the node was recorded (SL_HERE), 0 if unknown */
+    const char *file;
     sl_attrs attrs;
 };
 
@@ -79,6 +83,9 @@ struct sl_tape {
     sl_var **nodes;
     size_t n, cap;
     int status;
+    int check;             /* SL_CHECK_* flags */
+    const char *here_file; /* source location given to the next nodes (SL_HERE) */
+    int here_line;
     char msg[512];
 };
 
@@ -94,6 +101,11 @@ int sl__vfail(sl_tape *t, int status, const char *fmt, va_list ap);
  * poisoned (returns false quietly) or an input is NULL / from another tape
  * (sets SL_EARG naming fname). */
 bool sl__check_inputs(sl_tape *t, const char *fname, int nin, sl_var *const *in);
+
+/* The tangent of v in the current sl_jvp pass, NULL meaning zero. */
+static inline const double *sl__tan(const sl_var *v) {
+    return (v->flags & SL__NODE_TAN) ? v->tan : NULL;
+}
 
 /* The reverse sweep from y seeded with dy (NULL = ones). */
 int sl__sweep(sl_tape *t, sl_var *y, const double *dy, const char *fname);

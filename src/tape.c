@@ -103,6 +103,56 @@ size_t sl_tape_bytes(const sl_tape *t) {
     return t ? t->arena.total + t->cap * sizeof(sl_var *) : 0;
 }
 
+void sl_tape_set_check(sl_tape *t, int flags) {
+    if (t) t->check = flags & SL_CHECK_FINITE;
+}
+
+sl_tape *sl_tape_here(sl_tape *t, const char *file, int line) {
+    if (t) {
+        t->here_file = file;
+        t->here_line = line;
+    }
+    return t;
+}
+
+/* Anomaly mode: the first non-finite element of buf (n values, belonging to
+ * node v: its value, or the gradient of input `which` after v's backward)
+ * becomes an SL_ENONFINITE error naming the node, its op, the element, the
+ * inputs' values there and the source line. Returns false if one was found. */
+static bool finite_or_fail(sl_tape *t, const sl_var *v, const double *buf, size_t n,
+                           const char *phase, int which) {
+    size_t e = 0;
+    while (e < n && isfinite(buf[e])) e++;
+    if (e == n) return true;
+    char sh[64], ins[200] = "", where[160] = "";
+    int k = 0;
+    for (int i = 0; v->op && i < v->op->arity; i++) {
+        const sl_var *x = v->in[i];
+        /* the matching element when shapes line up, else the input's shape */
+        const size_t ref = which >= 0 ? v->in[which]->n : v->n;
+        const size_t at = x->n == ref ? e : (x->n == 1 ? 0 : (size_t)-1);
+        if (at != (size_t)-1)
+            k += snprintf(ins + k, sizeof ins - (size_t)k, "%sin%d[%zu] = %.17g", i ? ", " : "", i,
+                          at, x->val[at]);
+        else
+            k += snprintf(ins + k, sizeof ins - (size_t)k, "%sin%d %s", i ? ", " : "", i,
+                          sl__shape_str(sh, x->ndim, x->dims));
+        if (k >= (int)sizeof ins) break;
+    }
+    if (v->file) snprintf(where, sizeof where, ", recorded at %s:%d", v->file, v->line);
+    const sl_var *owner = which >= 0 ? v->in[which] : v;
+    sl__fail(t, SL_ENONFINITE,
+             "%s: non-finite %s at node %zu (%s%s): element %zu of %s is %g; inputs: %s", phase,
+             which >= 0 ? "gradient" : "value", v->id, v->op ? v->op->name : "leaf", where, e,
+             sl__shape_str(sh, owner->ndim, owner->dims), buf[e], ins[0] ? ins : "none");
+    if (which >= 0) {
+        size_t len = strlen(t->msg);
+        snprintf(t->msg + len, sizeof t->msg - len, " (gradient of input %d, from the backward "
+                 "rule of %s)", which, v->op->name);
+    }
+    return false;
+}
+
 /* ------------------------------------------------------------- recording */
 
 /* Append v to the node list, growing it by doubling (amortised, and kept
@@ -259,9 +309,13 @@ sl_var *sl_apply(sl_tape *t, const sl_op *op, int nin, sl_var *const *in, const 
         v->in[i] = in[i];
         v->flags |= in[i]->flags & SL__NODE_GRAD;
     }
+    v->file = t->here_file;
+    v->line = t->here_line;
     if (!push_node(t, v, fname)) return NULL;
     op->forward(v);
-    return v;
+    if (t->status == SL_OK && (t->check & SL_CHECK_FINITE))
+        finite_or_fail(t, v, v->val, v->n, fname, -1);
+    return t->status == SL_OK ? v : NULL;
 }
 
 sl_var *sl__apply1(sl_tape *t, const sl_op *op, sl_var *x, const sl_attrs *a) {
@@ -295,6 +349,7 @@ double *sl_out_data(sl_var *out) { return out ? out->val : NULL; }
 double *sl_grad_data(const sl_var *v) { return v ? v->grad : NULL; }
 double *sl_saved_data(sl_var *out) { return out ? out->saved : NULL; }
 const sl_op *sl_op_of(const sl_var *v) { return v ? v->op : NULL; }
+double *sl_tangent_data(const sl_var *v) { return v && (v->flags & SL__NODE_TAN) ? v->tan : NULL; }
 
 /* ------------------------------------------------------- differentiation */
 
@@ -339,7 +394,13 @@ int sl__sweep(sl_tape *t, sl_var *y, const double *dy, const char *fname) {
     for (size_t i = 0; i < y->n; i++) y->grad[i] += dy ? dy[i] : 1.0;
     for (size_t i = y->id + 1; i-- > 0;) {
         sl_var *v = t->nodes[i];
-        if (v->op && (v->flags & SL__NODE_GRAD)) v->op->backward(v);
+        if (!v->op || !(v->flags & SL__NODE_GRAD)) continue;
+        v->op->backward(v);
+        if (t->check & SL_CHECK_FINITE)
+            for (int k = 0; k < v->op->arity; k++)
+                if (v->in[k]->grad &&
+                    !finite_or_fail(t, v, v->in[k]->grad, v->in[k]->n, fname, k))
+                    return t->status;
     }
     return SL_OK;
 }
@@ -369,9 +430,61 @@ int sl_forward(sl_tape *t) {
     if (t->status != SL_OK) return t->status;
     for (size_t i = 0; i < t->n; i++) {
         sl_var *v = t->nodes[i];
-        if (v->op) v->op->forward(v);
+        if (!v->op) continue;
+        v->op->forward(v);
+        if ((t->check & SL_CHECK_FINITE) && !finite_or_fail(t, v, v->val, v->n, "sl_forward", -1))
+            return t->status;
     }
     return t->status; /* a user op's forward may have failed */
+}
+
+static bool ensure_tangent(sl_tape *t, sl_var *v) {
+    if (!v->tan) v->tan = sl__arena_alloc(&t->arena, v->n * sizeof(double));
+    if (!v->tan) {
+        sl__fail(t, SL_ENOMEM, "sl_jvp: out of memory for the tangent of node %zu", v->id);
+        return false;
+    }
+    return true;
+}
+
+int sl_jvp(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs, const double *const *tangents,
+           double *dy) {
+    int rc = check_root(t, y, "sl_jvp");
+    if (rc != SL_OK) return rc;
+    if (nin < 0 || (nin > 0 && (!inputs || !tangents)) || !dy)
+        return sl__fail(t, SL_EARG, "sl_jvp: nin = %d with %s inputs/tangents/dy", nin,
+                        "NULL");
+    for (size_t i = 0; i <= y->id; i++) t->nodes[i]->flags &= ~(unsigned)SL__NODE_TAN;
+    for (int k = 0; k < nin; k++) {
+        sl_var *x = inputs[k];
+        if (!x || x->tape != t || !(x->flags & SL__NODE_LEAF))
+            return sl__fail(t, SL_EARG, "sl_jvp: inputs[%d] is not a leaf of this tape", k);
+        if (!tangents[k]) return sl__fail(t, SL_EARG, "sl_jvp: tangents[%d] is NULL", k);
+        if (x->flags & SL__NODE_TAN)
+            return sl__fail(t, SL_EARG, "sl_jvp: inputs[%d] is listed twice", k);
+        if (!ensure_tangent(t, x)) return t->status;
+        memcpy(x->tan, tangents[k], x->n * sizeof(double));
+        x->flags |= SL__NODE_TAN;
+    }
+    for (size_t i = 0; i <= y->id; i++) {
+        sl_var *v = t->nodes[i];
+        if (!v->op) continue;
+        bool any = false;
+        for (int k = 0; k < v->op->arity; k++) any = any || (v->in[k]->flags & SL__NODE_TAN);
+        if (!any) continue;
+        if (!v->op->jvp)
+            return sl__fail(t, SL_EARG, "sl_jvp: op \"%s\" (node %zu) has no tangent rule",
+                            v->op->name, i);
+        if (!ensure_tangent(t, v)) return t->status;
+        v->flags |= SL__NODE_TAN; /* before the rule: a user jvp finds its output
+                                     through sl_tangent_data(out) */
+        v->op->jvp(v);
+    }
+    if (y->flags & SL__NODE_TAN)
+        memcpy(dy, y->tan, y->n * sizeof(double));
+    else
+        memset(dy, 0, y->n * sizeof(double));
+    return t->status;
 }
 
 void sl_zero_grad(sl_tape *t) {

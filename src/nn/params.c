@@ -85,7 +85,7 @@ sl_param *sl_param_new(sl_params *ps, const char *name, int ndim, const int *dim
     ps->has_error = 0;
     if (!name || !name[0] || strlen(name) > NAME_MAX_LEN)
         return (sl_param *)fail(ps, "sl_param_new: name must be 1..%d bytes, got %s", NAME_MAX_LEN,
-                                name ? "a longer one" : "NULL");
+                                !name ? "NULL" : !name[0] ? "an empty one" : "a longer one");
     if (ndim < 0 || ndim > SL_MAX_DIMS || (ndim > 0 && !dims))
         return (sl_param *)fail(ps, "sl_param_new: \"%s\": ndim = %d, must be 0..%d with dims",
                                 name, ndim, SL_MAX_DIMS);

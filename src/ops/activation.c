@@ -104,6 +104,14 @@ static void gelu_backward(sl_var *out) {
     else
         for (size_t i = 0; i < n; i++) dx[i] += g[i] * gelu_erf_slope(x[i]);
 }
+static void gelu_jvp(sl_var *out) {
+    const double *x = out->in[0]->val, *tx = sl__tan(out->in[0]);
+    const size_t n = out->n;
+    if (out->attrs.mode == SL_GELU_TANH)
+        for (size_t i = 0; i < n; i++) out->tan[i] = tx[i] * gelu_tanh_slope(x[i]);
+    else
+        for (size_t i = 0; i < n; i++) out->tan[i] = tx[i] * gelu_erf_slope(x[i]);
+}
 
 static int alpha_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_attrs *a,
                        int *ndim, int *dims) {
@@ -143,7 +151,7 @@ static const sl_op_case gelu_cases[] = {
 
 #define ACT(NAME, SIG, SHAPE, F, D, K, DOM, ALPHA)                                            \
     {.name = #NAME, .arity = 1, .shape = SHAPE, .forward = NAME##_forward,                    \
-     .backward = NAME##_backward, .signature = SIG, .formula = F, .derivative = D,            \
+     .backward = NAME##_backward, .jvp = NAME##_jvp, .signature = SIG, .formula = F, .derivative = D,            \
      .kinks = K, .domain = {DOM}, .kind = SL_KIND_MAP, .defaults = {.alpha = ALPHA}}
 
 enum {
@@ -167,14 +175,14 @@ const sl_op sl__activation_ops[] = {
                      "da/dz = sigmoid(z) = 1-e^-a, from the saved output; 1 for z > 20", NULL,
                      SL_DOMAIN_REAL, 0),
     [ELU] = {.name = "elu", .arity = 1, .shape = alpha_shape, .forward = elu_forward,
-             .backward = elu_backward, .signature = "sl_elu(t, x, alpha)",
+             .backward = elu_backward, .jvp = elu_jvp, .signature = "sl_elu(t, x, alpha)",
              .formula = "a = z if z > 0 else alpha*(e^z-1) (alpha finite)",
              .derivative = "da/dz = 1 if z > 0 else a+alpha (= alpha*e^z), from the saved output",
              .kinks = "z = 0: alpha (as PyTorch); a kink unless alpha = 1",
              .domain = {SL_DOMAIN_NONZERO}, .kind = SL_KIND_CUSTOM, .cases = elu_cases,
              .ncases = N(elu_cases), .defaults = {.alpha = 1.0}},
     [GELU] = {.name = "gelu", .arity = 1, .shape = gelu_shape, .forward = gelu_forward,
-              .backward = gelu_backward, .signature = "sl_gelu(t, x, approx)",
+              .backward = gelu_backward, .jvp = gelu_jvp, .signature = "sl_gelu(t, x, approx)",
               .formula = "SL_GELU_ERF: a = z*Phi(z) = z/2 (1+erf(z/sqrt2)); SL_GELU_TANH: "
                          "a = z/2 (1+tanh(sqrt(2/pi) (z+0.044715 z^3)))",
               .derivative = "ERF: da/dz = Phi(z) + z*phi(z); TANH: da/dz = (1+th)/2 + z/2 (1-th^2) "

@@ -60,6 +60,30 @@ static void div_backward(sl_var *out) {
     if (db) SL__ZIP_LOOP(out, db[ib] -= g[k] * o[k] / b[ib]);
 }
 
+/* Tangent rules of the binary ops: ta, tb are the inputs' tangents (NULL = 0). */
+#define TA (ta ? ta[ia] : 0.0)
+#define TB (tb ? tb[ib] : 0.0)
+static void add_jvp(sl_var *out) {
+    const double *ta = sl__tan(out->in[0]), *tb = sl__tan(out->in[1]);
+    SL__ZIP_LOOP(out, out->tan[k] = TA + TB);
+}
+static void sub_jvp(sl_var *out) {
+    const double *ta = sl__tan(out->in[0]), *tb = sl__tan(out->in[1]);
+    SL__ZIP_LOOP(out, out->tan[k] = TA - TB);
+}
+static void mul_jvp(sl_var *out) { /* t = ta b + a tb */
+    const double *a = out->in[0]->val, *b = out->in[1]->val;
+    const double *ta = sl__tan(out->in[0]), *tb = sl__tan(out->in[1]);
+    SL__ZIP_LOOP(out, out->tan[k] = TA * b[ib] + a[ia] * TB);
+}
+static void div_jvp(sl_var *out) { /* t = (ta - out tb) / b */
+    const double *b = out->in[1]->val, *o = out->val;
+    const double *ta = sl__tan(out->in[0]), *tb = sl__tan(out->in[1]);
+    SL__ZIP_LOOP(out, out->tan[k] = (TA - o[k] * TB) / b[ib]);
+}
+#undef TA
+#undef TB
+
 /* ---- unary: x (any shape) -> out (same shape) ---- */
 
 SL__MAP_OP(neg, -z, -g)
@@ -91,11 +115,11 @@ static const sl_op_case pow_cases[] = {
 
 #define ZIP(NAME, SIG, F, D)                                                                  \
     {.name = #NAME, .arity = 2, .shape = sl__shape_bcast, .forward = NAME##_forward,          \
-     .backward = NAME##_backward, .signature = SIG, .formula = F, .derivative = D,            \
+     .backward = NAME##_backward, .jvp = NAME##_jvp, .signature = SIG, .formula = F, .derivative = D,            \
      .domain = {SL_DOMAIN_REAL, SL_DOMAIN_REAL}, .kind = SL_KIND_ZIP}
 #define MAP(NAME, SIG, F, D, DOM)                                                             \
     {.name = #NAME, .arity = 1, .shape = sl__shape_same, .forward = NAME##_forward,           \
-     .backward = NAME##_backward, .signature = SIG, .formula = F, .derivative = D,            \
+     .backward = NAME##_backward, .jvp = NAME##_jvp, .signature = SIG, .formula = F, .derivative = D,            \
      .domain = {DOM}, .kind = SL_KIND_MAP}
 
 enum { ADD, SUB, MUL, DIV, NEG, EXP, LOG, SQRT, ABS, SQUARE, SIN, COS, POW, NOPS };
@@ -105,7 +129,7 @@ const sl_op sl__elementwise_ops[] = {
     [SUB] = ZIP(sub, "sl_sub(t, a, b)", "out = a - b", "da = g, db = -g (summed over broadcast axes)"),
     [MUL] = ZIP(mul, "sl_mul(t, a, b)", "out = a * b", "da = g*b, db = g*a (summed over broadcast axes)"),
     [DIV] = {.name = "div", .arity = 2, .shape = sl__shape_bcast, .forward = div_forward,
-             .backward = div_backward, .signature = "sl_div(t, a, b)", .formula = "out = a / b",
+             .backward = div_backward, .jvp = div_jvp, .signature = "sl_div(t, a, b)", .formula = "out = a / b",
              .derivative = "da = g/b, db = -g*out/b (summed over broadcast axes)",
              .kinks = "pole at b = 0 (IEEE: +-inf or NaN)",
              .domain = {SL_DOMAIN_REAL, SL_DOMAIN_NONZERO}, .kind = SL_KIND_ZIP},
@@ -116,14 +140,14 @@ const sl_op sl__elementwise_ops[] = {
     [SQRT] = MAP(sqrt, "sl_sqrt(t, x)", "a = sqrt(z)", "da/dz = 1/(2a) (the saved output)",
                  SL_DOMAIN_POSITIVE),
     [ABS] = {.name = "abs", .arity = 1, .shape = sl__shape_same, .forward = abs_forward,
-             .backward = abs_backward, .signature = "sl_abs(t, x)", .formula = "a = |z|",
+             .backward = abs_backward, .jvp = abs_jvp, .signature = "sl_abs(t, x)", .formula = "a = |z|",
              .derivative = "da/dz = sign(z)", .kinks = "z = 0: subgradient 0 (as PyTorch)",
              .domain = {SL_DOMAIN_NONZERO}, .kind = SL_KIND_MAP},
     [SQUARE] = MAP(square, "sl_square(t, x)", "a = z^2", "da/dz = 2z", SL_DOMAIN_REAL),
     [SIN] = MAP(sin, "sl_sin(t, x)", "a = sin z", "da/dz = cos z", SL_DOMAIN_REAL),
     [COS] = MAP(cos, "sl_cos(t, x)", "a = cos z", "da/dz = -sin z", SL_DOMAIN_REAL),
     [POW] = {.name = "pow", .arity = 1, .shape = pow_shape, .forward = pow_forward,
-             .backward = pow_backward, .signature = "sl_pow(t, x, p)", .formula = "a = z^p",
+             .backward = pow_backward, .jvp = pow_jvp, .signature = "sl_pow(t, x, p)", .formula = "a = z^p",
              .derivative = "da/dz = p z^(p-1); 0 when p = 0",
              .kinks = "z = 0 with p < 1: infinite slope (IEEE); z < 0 with non-integer p: NaN",
              .domain = {SL_DOMAIN_POSITIVE}, .kind = SL_KIND_CUSTOM, .cases = pow_cases,

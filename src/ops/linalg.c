@@ -78,6 +78,14 @@ static void matmul_backward(sl_var *out) {
     if (a->grad) sl__gemm(0, 1, m, k, n, out->grad, b->val, a->grad, 1); /* (m,n).(n,k)^T */
     if (b->grad) sl__gemm(1, 0, k, n, m, a->val, out->grad, b->grad, 1); /* (k,m)^T.(m,n) */
 }
+static void matmul_jvp(sl_var *out) { /* t = ta.b + a.tb */
+    const sl_var *a = out->in[0], *b = out->in[1];
+    size_t m = (size_t)a->dims[0], k = (size_t)a->dims[1], n = (size_t)b->dims[1];
+    const double *ta = sl__tan(a), *tb = sl__tan(b);
+    memset(out->tan, 0, out->n * sizeof(double));
+    if (ta) sl__gemm(0, 0, m, n, k, ta, b->val, out->tan, 1);
+    if (tb) sl__gemm(0, 0, m, n, k, a->val, tb, out->tan, 1);
+}
 
 /* transpose: x (m,n) -> out (n,m);  dx = g^T */
 static int transpose_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_attrs *at,
@@ -105,6 +113,12 @@ static void transpose_backward(sl_var *out) {
     size_t m = (size_t)out->dims[1], n = (size_t)out->dims[0];
     for (size_t i = 0; i < m; i++)
         for (size_t j = 0; j < n; j++) dx[i * n + j] += out->grad[j * m + i];
+}
+static void transpose_jvp(sl_var *out) {
+    size_t m = (size_t)out->dims[1], n = (size_t)out->dims[0];
+    const double *tx = sl__tan(out->in[0]);
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) out->tan[j * m + i] = tx[i * n + j];
 }
 
 /* reshape: x (any) -> out (attrs.dims, one may be -1), same element count;
@@ -152,6 +166,9 @@ static void reshape_backward(sl_var *out) {
     if (!dx) return;
     for (size_t i = 0; i < out->n; i++) dx[i] += out->grad[i];
 }
+static void reshape_jvp(sl_var *out) {
+    memcpy(out->tan, sl__tan(out->in[0]), out->n * sizeof(double));
+}
 
 static const sl_op_case matmul_cases[] = {
     {.shape = {{2, 1, 1}, {2, 1, 1}}},
@@ -176,17 +193,17 @@ enum { MATMUL, TRANSPOSE, RESHAPE, NOPS };
 
 const sl_op sl__linalg_ops[] = {
     [MATMUL] = {.name = "matmul", .arity = 2, .shape = matmul_shape, .forward = matmul_forward,
-                .backward = matmul_backward, .signature = "sl_matmul(t, a, b)",
+                .backward = matmul_backward, .jvp = matmul_jvp, .signature = "sl_matmul(t, a, b)",
                 .formula = "out = a . b, a [m,k], b [k,n]", .derivative = "da = g . b^T, db = a^T . g",
                 .domain = {SL_DOMAIN_REAL, SL_DOMAIN_REAL}, .cases = matmul_cases,
                 .ncases = N(matmul_cases)},
     [TRANSPOSE] = {.name = "transpose", .arity = 1, .shape = transpose_shape,
-                   .forward = transpose_forward, .backward = transpose_backward,
+                   .forward = transpose_forward, .backward = transpose_backward, .jvp = transpose_jvp,
                    .signature = "sl_transpose(t, x)", .formula = "out[j,i] = x[i,j] (2-D)",
                    .derivative = "dx = g^T", .domain = {SL_DOMAIN_REAL},
                    .cases = transpose_cases, .ncases = N(transpose_cases)},
     [RESHAPE] = {.name = "reshape", .arity = 1, .shape = reshape_shape,
-                 .forward = reshape_forward, .backward = reshape_backward,
+                 .forward = reshape_forward, .backward = reshape_backward, .jvp = reshape_jvp,
                  .signature = "sl_reshape(t, x, ndim, dims)",
                  .formula = "out = x with a new shape (same element count; one dim may be -1)",
                  .derivative = "dx = g reshaped back", .domain = {SL_DOMAIN_REAL},

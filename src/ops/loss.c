@@ -118,6 +118,15 @@ static void mse_backward(sl_var *out) {
     if (dy)
         for (size_t i = 0; i < n; i++) dy[i] -= c * (p[i] - y[i]);
 }
+static void mse_jvp(sl_var *out) { /* t = (2/n) sum (p - y)(tp - ty) */
+    const double *p = out->in[0]->val, *y = out->in[1]->val;
+    const double *tp = sl__tan(out->in[0]), *ty = sl__tan(out->in[1]);
+    const size_t n = out->in[0]->n;
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++)
+        s += (p[i] - y[i]) * ((tp ? tp[i] : 0.0) - (ty ? ty[i] : 0.0));
+    out->tan[0] = 2.0 * s / (double)n;
+}
 
 /* Clamped logs, as PyTorch's bce: log p and log(1-p) (log1p: exact for small p), each >= -100. */
 static inline double clamp_log(double l) { return l < LOG_CLAMP ? LOG_CLAMP : l; }
@@ -149,6 +158,17 @@ static void bce_backward(sl_var *out) {
         for (size_t i = 0; i < n; i++)
             dy[i] += c * (clamp_log(log1p(-p[i])) - clamp_log(log(p[i])));
 }
+static void bce_jvp(sl_var *out) {
+    const double *p = out->in[0]->val, *y = out->in[1]->val;
+    const double *tp = sl__tan(out->in[0]), *ty = sl__tan(out->in[1]);
+    const size_t n = out->in[0]->n;
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        if (tp) s += tp[i] * (p[i] - y[i]) / fmax(p[i] * (1.0 - p[i]), BCE_EPS);
+        if (ty) s += ty[i] * (clamp_log(log1p(-p[i])) - clamp_log(log(p[i])));
+    }
+    out->tan[0] = s / (double)n;
+}
 
 /* bce_with_logits: logits (S), target (S) -> out [];
  *   out = (1/n) sum_i max(x_i,0) - x_i y_i + log1p(e^-|x_i|)   (= bce(sigmoid(x), y) with no
@@ -171,6 +191,17 @@ static void bce_with_logits_backward(sl_var *out) {
         for (size_t i = 0; i < n; i++) dx[i] += c * (sl__sigmoid(x[i]) - y[i]);
     if (dy)
         for (size_t i = 0; i < n; i++) dy[i] -= c * x[i];
+}
+static void bce_with_logits_jvp(sl_var *out) {
+    const double *x = out->in[0]->val, *y = out->in[1]->val;
+    const double *tx = sl__tan(out->in[0]), *ty = sl__tan(out->in[1]);
+    const size_t n = out->in[0]->n;
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        if (tx) s += tx[i] * (sl__sigmoid(x[i]) - y[i]);
+        if (ty) s -= ty[i] * x[i];
+    }
+    out->tan[0] = s / (double)n;
 }
 
 /* cross_entropy: logits (N,C), labels (N) -> out [];  saved: p (N,C), the softmax of each row
@@ -217,6 +248,19 @@ static void cross_entropy_backward(sl_var *out) {
             dx[r * C + j] += ok ? c * (p[r * C + j] - (j == k ? 1.0 : 0.0)) : NAN;
     }
 }
+static void cross_entropy_jvp(sl_var *out) { /* t = (1/N) sum_r sum_j (p_rj - [j = k_r]) tx_rj */
+    const double *tx = sl__tan(out->in[0]);
+    const size_t N = (size_t)out->in[0]->dims[0], C = (size_t)out->in[0]->dims[1];
+    const double *p = out->saved, *lab = out->in[1]->val;
+    double s = 0.0;
+    for (size_t r = 0; tx && r < N; r++) {
+        const bool ok = label_ok(lab[r], (int)C);
+        const size_t k = ok ? (size_t)lab[r] : C;
+        for (size_t j = 0; j < C; j++)
+            s += ok ? (p[r * C + j] - (j == k ? 1.0 : 0.0)) * tx[r * C + j] : NAN;
+    }
+    out->tan[0] = s / (double)N;
+}
 
 /* ----------------------------------------------------------------- table */
 
@@ -239,7 +283,7 @@ static const sl_op_case cross_entropy_cases[] = {
 
 #define PAIR(NAME, SIG, SHAPE, F, D, K, D0, D1)                                               \
     {.name = #NAME, .arity = 2, .shape = SHAPE, .forward = NAME##_forward,                    \
-     .backward = NAME##_backward, .signature = SIG, .formula = F, .derivative = D,            \
+     .backward = NAME##_backward, .jvp = NAME##_jvp, .signature = SIG, .formula = F, .derivative = D,            \
      .kinks = K, .domain = {D0, D1}, .kind = SL_KIND_CUSTOM, .cases = pair_cases,             \
      .ncases = N(pair_cases)}
 
@@ -261,7 +305,7 @@ const sl_op sl__loss_ops[] = {
                              "dx = (sigmoid(x) - y)/n * g, dy = -x/n * g", NULL, SL_DOMAIN_REAL,
                              SL_DOMAIN_UNIT),
     [CROSS_ENTROPY] = {.name = "cross_entropy", .arity = 2, .shape = cross_entropy_shape,
-                       .forward = cross_entropy_forward, .backward = cross_entropy_backward,
+                       .forward = cross_entropy_forward, .backward = cross_entropy_backward, .jvp = cross_entropy_jvp,
                        .saved = cross_entropy_saved,
                        .signature = "sl_cross_entropy(t, logits, labels)",
                        .formula = "out = mean over rows r of logsumexp(x_r) - x_r[k_r]; logits "

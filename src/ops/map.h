@@ -23,7 +23,10 @@ static inline double sl__sigmoid(double z) {
 /* Unary element-wise op NAME:  x (any shape) -> out (same shape).
  * FWD computes the output from z (the input element) and alpha (the
  * attribute); BWD computes dL/dz from g (dL/da), z, a (the saved output) and
- * alpha. Both loops are flat and branch-light so the compiler can vectorise. */
+ * alpha. Both loops are flat and branch-light so the compiler can vectorise.
+ * The tangent rule (NAME_jvp) is BWD with g taken from the input's tangent:
+ * an element-wise op's Jacobian is diagonal, so forward and reverse mode
+ * apply the same derivative. */
 #define SL__MAP_OP(NAME, FWD, BWD)                                                            \
     static void NAME##_forward(sl_var *out) {                                                 \
         const double *x = out->in[0]->val;                                                    \
@@ -46,6 +49,19 @@ static inline double sl__sigmoid(double z) {
             (void)z;                                                                          \
             (void)a;                                                                          \
             dx[i] += (BWD);                                                                   \
+        }                                                                                     \
+    }                                                                                         \
+    /* the tangent rule is the same derivative applied to the input's tangent */             \
+    static void NAME##_jvp(sl_var *out) {                                                     \
+        const double *x = out->in[0]->val, *o = out->val, *tx = sl__tan(out->in[0]);         \
+        double *to = out->tan;                                                                \
+        const double alpha = out->attrs.alpha;                                                \
+        (void)alpha;                                                                          \
+        for (size_t i = 0, n = out->n; i < n; i++) {                                          \
+            const double z = x[i], a = o[i], g = tx[i];                                       \
+            (void)z;                                                                          \
+            (void)a;                                                                          \
+            to[i] = (BWD);                                                                    \
         }                                                                                     \
     }
 

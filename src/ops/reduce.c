@@ -82,6 +82,29 @@ static void mean_forward(sl_var *out) {
     const double len = (double)view_of(out).len;
     for (size_t i = 0; i < out->n; i++) out->val[i] /= len;
 }
+/* Tangent of a reduction: sum over the axis of w(x_j, out) * t_j. */
+static void weighted_sum_tangent(sl_var *out, int kind) {
+    view v = view_of(out);
+    const double *x = out->in[0]->val, *tx = sl__tan(out->in[0]), *o = out->val;
+    for (size_t p = 0; p < v.outer; p++)
+        for (size_t i = 0; i < v.inner; i++) {
+            const size_t k = p * v.inner + i, base = p * v.len * v.inner + i;
+            double s = 0.0, ties = 0.0;
+            for (size_t j = 0; j < v.len; j++) {
+                const size_t e = base + j * v.inner;
+                if (kind == 0) s += tx[e];                         /* sum, mean */
+                else if (kind == 1) s += tx[e] * exp(x[e] - o[k]); /* logsumexp */
+                else if (x[e] == o[k]) s += tx[e], ties += 1.0;    /* max: tie average */
+            }
+            out->tan[k] = kind == 2 ? (ties > 0 ? s / ties : NAN) : s;
+        }
+}
+static void sum_jvp(sl_var *out) { weighted_sum_tangent(out, 0); }
+static void mean_jvp(sl_var *out) {
+    weighted_sum_tangent(out, 0);
+    const double len = (double)view_of(out).len;
+    for (size_t i = 0; i < out->n; i++) out->tan[i] /= len;
+}
 static void mean_backward(sl_var *out) { spread(out, 1.0 / (double)view_of(out).len); }
 
 /* max over the axis (NaN propagates);  dx = g / (number of ties) at every
@@ -118,6 +141,7 @@ static void max_backward(sl_var *out) {
                 if (x[base + j * v.inner] == o[k]) dx[base + j * v.inner] += share;
         }
 }
+static void max_jvp(sl_var *out) { weighted_sum_tangent(out, 2); }
 
 /* logsumexp = m + log(sum e^(x-m)), m the max (0 when the max is infinite);
  * dx = g * e^(x - out), i.e. g times the softmax of x along the axis. */
@@ -148,6 +172,7 @@ static void logsumexp_backward(sl_var *out) {
                 dx[e] += g[k] * exp(x[e] - o[k]);
             }
 }
+static void logsumexp_jvp(sl_var *out) { weighted_sum_tangent(out, 1); }
 
 /* The check's cases: every axis form, negative axes, keep-dims, rank 0..4. */
 static const sl_op_case reduce_cases[] = {
@@ -164,7 +189,7 @@ static const sl_op_case reduce_cases[] = {
 
 #define RED(NAME, F, D, K, DOM)                                                               \
     {.name = #NAME, .arity = 1, .shape = reduce_shape, .forward = NAME##_forward,             \
-     .backward = NAME##_backward, .signature = "sl_" #NAME "(t, x, axis, keepdim)",           \
+     .backward = NAME##_backward, .jvp = NAME##_jvp, .signature = "sl_" #NAME "(t, x, axis, keepdim)",           \
      .formula = F, .derivative = D, .kinks = K, .domain = {DOM}, .kind = SL_KIND_CUSTOM,      \
      .cases = reduce_cases, .ncases = NCASES}
 

@@ -91,6 +91,20 @@ static void softmax_backward(sl_var *out) {
             }
         }
 }
+static void softmax_jvp(sl_var *out) { /* t_j = a_j (tx_j - sum_k a_k tx_k) */
+    const view v = view_of(out);
+    const double *a = out->val, *tx = sl__tan(out->in[0]);
+    for (size_t p = 0; p < v.outer; p++)
+        for (size_t i = 0; i < v.inner; i++) {
+            const size_t base = p * v.len * v.inner + i;
+            double dot = 0.0;
+            for (size_t j = 0; j < v.len; j++) dot += a[base + j * v.inner] * tx[base + j * v.inner];
+            for (size_t j = 0; j < v.len; j++) {
+                const size_t e = base + j * v.inner;
+                out->tan[e] = a[e] * (tx[e] - dot);
+            }
+        }
+}
 
 /* log_softmax: x (outer, len, inner) -> a (same);  a_j = (x_j - m) - log sum_k e^(x_k - m)
  * dx_j += g_j - e^(a_j) sum_k g_k  (e^a is the softmax, from the saved output) */
@@ -127,6 +141,21 @@ static void log_softmax_backward(sl_var *out) {
             }
         }
 }
+static void log_softmax_jvp(sl_var *out) { /* t_j = tx_j - sum_k e^(a_k) tx_k */
+    const view v = view_of(out);
+    const double *a = out->val, *tx = sl__tan(out->in[0]);
+    for (size_t p = 0; p < v.outer; p++)
+        for (size_t i = 0; i < v.inner; i++) {
+            const size_t base = p * v.len * v.inner + i;
+            double dot = 0.0;
+            for (size_t j = 0; j < v.len; j++)
+                dot += exp(a[base + j * v.inner]) * tx[base + j * v.inner];
+            for (size_t j = 0; j < v.len; j++) {
+                const size_t e = base + j * v.inner;
+                out->tan[e] = tx[e] - dot;
+            }
+        }
+}
 
 /* The check's cases: ranks 1..4, first/middle/last axes, negative axes, and a
  * length-1 axis (output constant: every slope 0). */
@@ -145,7 +174,7 @@ static const sl_op_case softmax_cases[] = {
 
 #define SOFT(NAME, F, D)                                                                      \
     {.name = #NAME, .arity = 1, .shape = softmax_shape, .forward = NAME##_forward,            \
-     .backward = NAME##_backward, .signature = "sl_" #NAME "(t, x, axis)", .formula = F,      \
+     .backward = NAME##_backward, .jvp = NAME##_jvp, .signature = "sl_" #NAME "(t, x, axis)", .formula = F,      \
      .derivative = D, .domain = {SL_DOMAIN_REAL}, .kind = SL_KIND_CUSTOM,                     \
      .cases = softmax_cases, .ncases = NCASES}
 

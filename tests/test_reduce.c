@@ -1,0 +1,317 @@
+/*
+ * test_reduce.c - sum, mean, max and logsumexp over every axis (also
+ * negative), SL_ALL and keep-dims: output shapes as NumPy gives them, values
+ * and seeded gradients against reference loops written here; ties in max
+ * share the gradient; logsumexp stays finite for large inputs; bad axes and
+ * keepdim values are tape errors that name the op, the axis and the shape.
+ */
+#include "testutil.h"
+
+#include <criterion/criterion.h>
+#include <math.h>
+
+enum { SUM, MEAN, MAX, LSE };
+static const char *const NAMES[] = {"sum", "mean", "max", "logsumexp"};
+
+static sl_var *reduce(sl_tape *t, int op, sl_var *x, int axis, int keepdim) {
+    switch (op) {
+    case SUM:
+        return sl_sum(t, x, axis, keepdim);
+    case MEAN:
+        return sl_mean(t, x, axis, keepdim);
+    case MAX:
+        return sl_max(t, x, axis, keepdim);
+    default:
+        return sl_logsumexp(t, x, axis, keepdim);
+    }
+}
+
+/* Reference: reduce the elements of x (shape d, rank nd) selected by the
+ * output position; `sel` lists the flat indices reduced into one output. */
+static double ref_value(int op, const double *x, const size_t *sel, size_t len) {
+    double s = 0, m = -INFINITY;
+    for (size_t j = 0; j < len; j++) {
+        s += x[sel[j]];
+        if (x[sel[j]] > m)
+            m = x[sel[j]];
+    }
+    switch (op) {
+    case SUM:
+        return s;
+    case MEAN:
+        return s / (double)len;
+    case MAX:
+        return m;
+    default: {
+        double e = 0;
+        for (size_t j = 0; j < len; j++)
+            e += exp(x[sel[j]] - m);
+        return m + log(e);
+    }
+    }
+}
+
+/* d out / d x[sel[j]] for the reference (values distinct: max is one-hot) */
+static double ref_slope(int op, const double *x, const size_t *sel, size_t len, size_t j) {
+    switch (op) {
+    case SUM:
+        return 1.0;
+    case MEAN:
+        return 1.0 / (double)len;
+    case MAX: {
+        size_t arg = 0;
+        for (size_t i = 1; i < len; i++)
+            if (x[sel[i]] > x[sel[arg]])
+                arg = i;
+        return j == arg ? 1.0 : 0.0;
+    }
+    default:
+        return exp(x[sel[j]] - ref_value(LSE, x, sel, len));
+    }
+}
+
+/* Check one op over x of shape dims (rank nd) along axis (SL_ALL or any
+ * form), keepdim. */
+static void check_reduce(int op, int nd, const int *dims, int axis, int keepdim) {
+    size_t n = 1;
+    for (int i = 0; i < nd; i++)
+        n *= (size_t)dims[i];
+    double x[120];
+    for (size_t i = 0; i < n; i++)
+        x[i] = sin(1.3 * (double)i + 0.4) * 2.0; /* distinct */
+    int ax = axis == SL_ALL ? -1 : (axis < 0 ? axis + nd : axis);
+    /* expected output shape (NumPy with keepdims) */
+    int wn = 0, wd[SL_MAX_DIMS];
+    for (int i = 0; i < nd; i++) {
+        if (ax >= 0 && i != ax)
+            wd[wn++] = dims[i];
+        else if (keepdim)
+            wd[wn++] = 1;
+    }
+    size_t nout = 1;
+    for (int i = 0; i < nd; i++)
+        if (ax >= 0 && i != ax)
+            nout *= (size_t)dims[i];
+    double g[120];
+    for (size_t i = 0; i < nout; i++)
+        g[i] = 0.5 + 0.75 * (double)i;
+
+    sl_tape *t = sl_tape_new();
+    sl_var *xv = sl_input(t, nd, dims, x, SL_GRAD);
+    sl_var *y = reduce(t, op, xv, axis, keepdim);
+    cr_assert_not_null(y, "%s axis %d keepdim %d: %s", NAMES[op], axis, keepdim, sl_tape_error(t));
+    cr_assert_eq(sl_ndim(y), wn, "%s axis %d keepdim %d: rank %d, want %d", NAMES[op], axis,
+                 keepdim, sl_ndim(y), wn);
+    for (int i = 0; i < wn; i++)
+        cr_expect_eq(sl_dims(y)[i], wd[i], "%s axis %d keepdim %d: dim %d", NAMES[op], axis,
+                     keepdim, i);
+    cr_assert_eq(sl_numel(y), nout);
+    cr_assert_eq(sl_backward_seed(t, y, g), SL_OK, "%s", sl_tape_error(t));
+
+    /* strides of x */
+    size_t st[SL_MAX_DIMS];
+    size_t s = 1;
+    for (int i = nd - 1; i >= 0; i--)
+        st[i] = s, s *= (size_t)dims[i];
+    double dx[120] = {0};
+    /* walk the output positions: the multi-index over the kept axes */
+    int idx[SL_MAX_DIMS] = {0};
+    for (size_t o = 0; o < nout; o++) {
+        size_t sel[120], len = 0;
+        if (ax < 0) {
+            for (size_t i = 0; i < n; i++)
+                sel[len++] = i;
+        } else {
+            size_t base = 0;
+            for (int i = 0; i < nd; i++)
+                if (i != ax)
+                    base += (size_t)idx[i] * st[i];
+            for (int j = 0; j < dims[ax]; j++)
+                sel[len++] = base + (size_t)j * st[ax];
+        }
+        double want = ref_value(op, x, sel, len);
+        cr_expect(near(sl_value(y)[o], want, 1e-14, 1e-14),
+                  "%s axis %d: out[%zu] = %.17g, want %.17g", NAMES[op], axis, o, sl_value(y)[o],
+                  want);
+        for (size_t j = 0; j < len; j++)
+            dx[sel[j]] += g[o] * ref_slope(op, x, sel, len, j);
+        for (int i = nd - 1; i >= 0; i--) { /* next output position */
+            if (i == ax)
+                continue;
+            if (++idx[i] < dims[i])
+                break;
+            idx[i] = 0;
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        cr_expect(near(sl_grad(xv)[i], dx[i], 1e-13, 1e-14),
+                  "%s axis %d keepdim %d: dx[%zu] = %.17g, want %.17g", NAMES[op], axis, keepdim, i,
+                  sl_grad(xv)[i], dx[i]);
+    sl_tape_free(t);
+}
+
+Test(reduce, every_axis_values_and_gradients) {
+    static const int d234[] = {2, 3, 4}, d2325[] = {2, 3, 2, 5}, d5[] = {5}, d41[] = {4, 1};
+    struct {
+        int nd;
+        const int *dims;
+    } shapes[] = {{3, d234}, {4, d2325}, {1, d5}, {2, d41}, {0, NULL}};
+    for (int op = 0; op < 4; op++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            int nd = shapes[s].nd;
+            for (int keep = 0; keep <= 1; keep++) {
+                check_reduce(op, nd, shapes[s].dims, SL_ALL, keep);
+                for (int ax = -nd; ax < nd; ax++)
+                    check_reduce(op, nd, shapes[s].dims, ax, keep);
+            }
+        }
+}
+
+Test(reduce, keepdim_shapes_like_numpy) {
+    sl_tape *t = sl_tape_new();
+    sl_var *x = sl_input(t, 3, (int[]){2, 3, 4}, NULL, 0);
+    sl_var *a = sl_sum(t, x, SL_ALL, 0), *b = sl_sum(t, x, SL_ALL, 1);
+    sl_var *c = sl_mean(t, x, 1, 1), *d = sl_max(t, x, -1, 0);
+    cr_assert_eq(sl_tape_status(t), SL_OK);
+    cr_expect_eq(sl_ndim(a), 0, "sum over all axes is a scalar");
+    cr_expect_eq(sl_ndim(b), 3, "keepdim with SL_ALL keeps every axis as 1");
+    for (int i = 0; i < 3; i++)
+        cr_expect_eq(sl_dims(b)[i], 1);
+    cr_expect_eq(sl_ndim(c), 3);
+    cr_expect_eq(sl_dims(c)[0], 2);
+    cr_expect_eq(sl_dims(c)[1], 1);
+    cr_expect_eq(sl_dims(c)[2], 4);
+    cr_expect_eq(sl_ndim(d), 2);
+    cr_expect_eq(sl_dims(d)[0], 2);
+    cr_expect_eq(sl_dims(d)[1], 3);
+    sl_tape_free(t);
+}
+
+Test(reduce, max_ties_share_the_gradient) {
+    sl_tape *t = sl_tape_new();
+    const double v[3] = {1, 3, 3};
+    sl_var *x = sl_input(t, 1, (int[]){3}, v, SL_GRAD);
+    sl_var *y = sl_max(t, x, SL_ALL, 0);
+    cr_assert_eq(sl_backward(t, y), SL_OK);
+    cr_expect_eq(sl_item(y), 3.0);
+    cr_expect_eq(sl_grad(x)[0], 0.0);
+    cr_expect_eq(sl_grad(x)[1], 0.5);
+    cr_expect_eq(sl_grad(x)[2], 0.5);
+    sl_tape_free(t);
+    /* along an axis: rows [2,2,2] and [1,5,0] with seed (6, 1) */
+    t = sl_tape_new();
+    const double m[6] = {2, 2, 2, 1, 5, 0}, g[2] = {6, 1};
+    x = sl_input(t, 2, (int[]){2, 3}, m, SL_GRAD);
+    y = sl_max(t, x, 1, 0);
+    cr_assert_eq(sl_backward_seed(t, y, g), SL_OK);
+    const double want[6] = {2, 2, 2, 0, 1, 0};
+    for (int i = 0; i < 6; i++)
+        cr_expect_eq(sl_grad(x)[i], want[i], "dx[%d]", i);
+    sl_tape_free(t);
+}
+
+Test(reduce, logsumexp_is_stable_for_large_inputs) {
+    sl_tape *t = sl_tape_new();
+    const double v[3] = {1000, 1001, 1002};
+    sl_var *x = sl_input(t, 1, (int[]){3}, v, SL_GRAD);
+    sl_var *y = sl_logsumexp(t, x, SL_ALL, 0);
+    cr_assert_eq(sl_backward(t, y), SL_OK);
+    const double z = 1.0 + exp(-1.0) + exp(-2.0), want = 1002.0 + log(z);
+    cr_expect(isfinite(sl_item(y)));
+    cr_expect(near(sl_item(y), want, 1e-15, 0), "%.17g vs %.17g", sl_item(y), want);
+    /* the gradient is the softmax: e^(x_i - 1002) / z. Computed as e^(x - out)
+     * from the saved output (as PyTorch does), it inherits out's rounding:
+     * ulp(1002) ~ 1.1e-13, hence the tolerance. */
+    const double sm[3] = {exp(-2.0) / z, exp(-1.0) / z, 1.0 / z};
+    double total = 0;
+    for (int i = 0; i < 3; i++)
+        total += sl_grad(x)[i];
+    cr_expect(near(total, 1.0, 1e-12, 0), "softmax sums to 1: %.17g", total);
+    for (int i = 0; i < 3; i++)
+        cr_expect(near(sl_grad(x)[i], sm[i], 1e-12, 0), "dx[%d] = %.17g, want %.17g", i,
+                  sl_grad(x)[i], sm[i]);
+    sl_tape_free(t);
+    /* and for very negative inputs: no underflow to log(0) */
+    t = sl_tape_new();
+    const double w[2] = {-1000, -1000};
+    x = sl_input(t, 1, (int[]){2}, w, SL_GRAD);
+    y = sl_logsumexp(t, x, 0, 0);
+    cr_expect(near(sl_item(y), -1000.0 + log(2.0), 1e-15, 0), "%.17g", sl_item(y));
+    sl_tape_free(t);
+}
+
+Test(reduce, logsumexp_of_all_minus_infinity) {
+    sl_tape *t = sl_tape_new();
+    const double v[2] = {-INFINITY, -INFINITY};
+    sl_var *x = sl_input(t, 1, (int[]){2}, v, 0);
+    sl_var *y = sl_logsumexp(t, x, SL_ALL, 0);
+    cr_expect(isinf(sl_item(y)) && sl_item(y) < 0, "log(0) = -inf, as NumPy: got %g", sl_item(y));
+    sl_tape_free(t);
+}
+
+Test(reduce, max_propagates_nan) {
+    sl_tape *t = sl_tape_new();
+    const double v[3] = {1, NAN, 3};
+    sl_var *x = sl_input(t, 1, (int[]){3}, v, SL_GRAD);
+    sl_var *y = sl_max(t, x, SL_ALL, 0);
+    cr_expect(isnan(sl_item(y)), "max with a NaN is NaN (NumPy/PyTorch)");
+    cr_expect_eq(sl_backward(t, y), SL_OK);
+    sl_tape_free(t);
+}
+
+Test(reduce, out_of_range_axis_names_op_axis_and_shape) {
+    static const int bad[] = {2, -3, 7, -100};
+    for (int i = 0; i < 4; i++) {
+        sl_tape *t = sl_tape_new();
+        sl_var *x = sl_input(t, 2, (int[]){2, 3}, NULL, SL_GRAD);
+        cr_expect_null(sl_sum(t, x, bad[i], 0));
+        cr_expect_eq(sl_tape_status(t), SL_EARG);
+        char ax[16];
+        snprintf(ax, sizeof ax, "%d", bad[i]);
+        const char *m = sl_tape_error(t);
+        cr_expect(contains(m, "sl_sum") && contains(m, ax) && contains(m, "[2,3]"),
+                  "message \"%s\" must name sl_sum, axis %d and [2,3]", m, bad[i]);
+        sl_tape_free(t);
+    }
+    /* every reduction names itself */
+    for (int op = 0; op < 4; op++) {
+        sl_tape *t = sl_tape_new();
+        sl_var *x = sl_input(t, 1, (int[]){4}, NULL, 0);
+        cr_expect_null(reduce(t, op, x, 1, 0));
+        char want[32];
+        snprintf(want, sizeof want, "sl_%s", NAMES[op]);
+        cr_expect(contains(sl_tape_error(t), want), "%s", sl_tape_error(t));
+        sl_tape_free(t);
+    }
+    /* a scalar has no axis 0 */
+    sl_tape *t = sl_tape_new();
+    cr_expect_null(sl_sum(t, sl_scalar(t, 1, 0), 0, 0));
+    cr_expect_eq(sl_tape_status(t), SL_EARG);
+    sl_tape_free(t);
+}
+
+Test(reduce, keepdim_must_be_0_or_1) {
+    static const int bad[] = {2, -1};
+    for (int i = 0; i < 2; i++) {
+        sl_tape *t = sl_tape_new();
+        sl_var *x = sl_input(t, 2, (int[]){2, 3}, NULL, 0);
+        cr_expect_null(sl_mean(t, x, 0, bad[i]));
+        cr_expect_eq(sl_tape_status(t), SL_EARG);
+        cr_expect(contains(sl_tape_error(t), "sl_mean") && contains(sl_tape_error(t), "keepdim"),
+                  "%s", sl_tape_error(t));
+        sl_tape_free(t);
+    }
+}
+
+/* mean of a sum: gradients compose (1/n per element, then summed over rows). */
+Test(reduce, chained_reductions) {
+    sl_tape *t = sl_tape_new();
+    const double v[6] = {1, 2, 3, 4, 5, 6};
+    sl_var *x = sl_input(t, 2, (int[]){2, 3}, v, SL_GRAD);
+    sl_var *y = sl_mean(t, sl_sum(t, x, 0, 0), SL_ALL, 0); /* mean of column sums */
+    cr_assert_eq(sl_backward(t, y), SL_OK);
+    cr_expect_eq(sl_item(y), 7.0);
+    for (int i = 0; i < 6; i++)
+        cr_expect(near(sl_grad(x)[i], 1.0 / 3.0, 1e-15, 0));
+    sl_tape_free(t);
+}

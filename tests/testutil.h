@@ -1,0 +1,71 @@
+/*
+ * testutil.h - helpers shared by the core test suites (not a suite itself:
+ * only tests/test_*.c become executables).
+ *
+ *  - a counting allocator that can be told to fail on its N-th call and
+ *    tracks live blocks, so fault tests can prove that nothing leaks even
+ *    without a leak sanitizer (requests above 64 GiB fail as well);
+ *  - a closeness predicate for doubles (relative + absolute tolerance).
+ */
+#ifndef SLOPE_TESTUTIL_H
+#define SLOPE_TESTUTIL_H
+
+#include "slope.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct counting_alloc {
+    long calls;    /* alloc calls so far */
+    long fail_at;  /* fail the call with this number (1-based); 0 = never */
+    long failures; /* calls that returned NULL */
+    long live;     /* blocks handed out and not yet freed */
+    size_t bytes;  /* bytes handed out (sum over successful calls) */
+} counting_alloc;
+
+static inline void *counting_alloc_fn(size_t size, void *ud) {
+    counting_alloc *c = ud;
+    c->calls++;
+    /* refuse absurd sizes here: ASan's malloc would abort instead of returning NULL */
+    if ((c->fail_at > 0 && c->calls == c->fail_at) || size > ((size_t)1 << 36)) {
+        c->failures++;
+        return NULL;
+    }
+    void *p = malloc(size ? size : 1);
+    if (p) {
+        c->live++;
+        c->bytes += size;
+    }
+    return p;
+}
+
+static inline void counting_free_fn(void *p, void *ud) {
+    counting_alloc *c = ud;
+    if (!p)
+        return;
+    c->live--;
+    free(p);
+}
+
+static inline sl_allocator counting_allocator(counting_alloc *c) {
+    sl_allocator a = {counting_alloc_fn, counting_free_fn, c};
+    return a;
+}
+
+/* |a - b| <= atol + rtol*|b|; NaN never passes unless both are NaN. */
+static inline int near(double a, double b, double rtol, double atol) {
+    if (isnan(a) || isnan(b))
+        return isnan(a) && isnan(b);
+    if (isinf(a) || isinf(b))
+        return a == b;
+    return fabs(a - b) <= atol + rtol * fabs(b);
+}
+
+/* strstr that tolerates a NULL haystack (a missing message is a failure). */
+static inline int contains(const char *s, const char *needle) {
+    return s && strstr(s, needle) != NULL;
+}
+
+#endif
