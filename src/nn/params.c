@@ -4,7 +4,7 @@
  * points at its buffers. Parameters outlive every tape: a training loop
  * clears its tape each step and keeps its weights here.
  */
-#include "../internal.h"
+#include "nn_internal.h"
 
 #include <string.h>
 
@@ -25,7 +25,9 @@ struct sl_param {
     int dims[SL_MAX_DIMS];
     size_t n;
     double *value, *grad;
-    sl_param *next; /* insertion order */
+    sl_params *owner; /* for messages of calls given only the parameter */
+    size_t index;     /* position in insertion order */
+    sl_param *next;   /* insertion order */
     UT_hash_handle hh;
 };
 
@@ -36,7 +38,7 @@ struct sl_params {
     size_t count;
     int oom;
     int has_error;
-    char msg[256];
+    char msg[512];
 };
 
 static const sl_param *fail(const sl_params *cps, const char *fmt, ...)
@@ -52,6 +54,46 @@ static const sl_param *fail(const sl_params *cps, const char *fmt, ...) {
     va_end(ap);
     ps->has_error = 1;
     return NULL;
+}
+
+int sl__params_fail(const sl_params *cps, int status, const char *fmt, ...) {
+    sl_params *ps = (sl_params *)cps;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(ps->msg, sizeof ps->msg, fmt, ap);
+    va_end(ap);
+    ps->has_error = 1;
+    return status;
+}
+
+void sl__params_ok(const sl_params *ps) { ((sl_params *)ps)->has_error = 0; }
+
+const sl_allocator *sl__params_allocator(const sl_params *ps) { return &ps->a; }
+
+sl_params *sl__param_owner(const sl_param *p) { return p->owner; }
+
+size_t sl__param_index(const sl_param *p) { return p->index; }
+
+void sl__params_truncate(sl_params *ps, size_t keep) {
+    if (keep >= ps->count) return;
+    sl_param *last_kept = NULL, *p = ps->first;
+    for (size_t i = 0; i < keep; i++) {
+        last_kept = p;
+        p = p->next;
+    }
+    while (p) {
+        sl_param *next = p->next;
+        HASH_DEL(ps->by_name, p);
+        ps->a.free(p->value, ps->a.ud);
+        ps->a.free(p, ps->a.ud);
+        ps->count--;
+        p = next;
+    }
+    ps->last = last_kept;
+    if (last_kept)
+        last_kept->next = NULL;
+    else
+        ps->first = NULL;
 }
 
 sl_params *sl_params_new(void) { return sl_params_new_with(NULL); }
@@ -120,6 +162,8 @@ sl_param *sl_param_new(sl_params *ps, const char *name, int ndim, const int *dim
     p->n = n;
     p->value = buf;
     p->grad = buf + n;
+    p->owner = ps;
+    p->index = ps->count;
     if (init)
         memcpy(p->value, init, n * sizeof(double));
     else
