@@ -155,14 +155,23 @@ static bool finite_or_fail(sl_tape *t, const sl_var *v, const double *buf, size_
 
 /* ------------------------------------------------------------- recording */
 
+/* The function a message names: "sl_" + op name, or a plain name for
+ * leaves. Two pointers, so recording never formats a string unless it fails. */
+typedef struct who {
+    const char *pre, *name;
+} who;
+#define WHO_LEAF(fn) ((who){"", (fn)})
+#define WHO_OP(op) ((who){"sl_", (op)->name ? (op)->name : "?"})
+
 /* Append v to the node list, growing it by doubling (amortised, and kept
  * across sl_tape_clear). */
-static bool push_node(sl_tape *t, sl_var *v, const char *fname) {
+static bool push_node(sl_tape *t, sl_var *v, who fn) {
     if (t->n == t->cap) {
         size_t cap = t->cap ? t->cap * 2 : 1024;
         sl_var **nodes = t->arena.a.alloc(cap * sizeof *nodes, t->arena.a.ud);
         if (!nodes) {
-            sl__fail(t, SL_ENOMEM, "%s: out of memory growing the tape to %zu nodes", fname, cap);
+            sl__fail(t, SL_ENOMEM, "%s%s: out of memory growing the tape to %zu nodes", fn.pre,
+                     fn.name, cap);
             return false;
         }
         if (t->n) memcpy(nodes, t->nodes, t->n * sizeof *nodes);
@@ -175,47 +184,47 @@ static bool push_node(sl_tape *t, sl_var *v, const char *fname) {
     return true;
 }
 
-/* A node with its value buffer (and saved buffer) in the arena. */
-static sl_var *node_new(sl_tape *t, const char *fname, int ndim, const int *dims, bool own_value,
+/* A node with its value buffer and saved buffer, in one arena block. */
+static sl_var *node_new(sl_tape *t, who fn, int ndim, const int *dims, bool own_value,
                         size_t nsaved) {
-    size_t n = sl__numel(ndim, dims);
-    sl_var *v = sl__arena_alloc(&t->arena, sizeof *v);
-    double *val = NULL, *saved = NULL;
-    if (v && own_value) val = sl__arena_alloc(&t->arena, n * sizeof(double));
-    if (v && nsaved) saved = sl__arena_alloc(&t->arena, nsaved * sizeof(double));
-    if (!v || (own_value && !val) || (nsaved && !saved)) {
+    const size_t n = sl__numel(ndim, dims);
+    const size_t head = (sizeof(sl_var) + 31) & ~(size_t)31; /* keep the values 32-aligned */
+    const size_t vals = own_value ? ((n * sizeof(double) + 31) & ~(size_t)31) : 0;
+    char *mem = sl__arena_alloc(&t->arena, head + vals + nsaved * sizeof(double));
+    if (!mem) {
         char sh[64];
-        sl__fail(t, SL_ENOMEM, "%s: out of memory for a %s node", fname,
+        sl__fail(t, SL_ENOMEM, "%s%s: out of memory for a %s node", fn.pre, fn.name,
                  sl__shape_str(sh, ndim, dims));
         return NULL;
     }
+    sl_var *v = (sl_var *)(void *)mem;
     memset(v, 0, sizeof *v);
     v->tape = t;
     v->ndim = ndim;
     for (int i = 0; i < ndim; i++) v->dims[i] = dims[i];
     v->n = n;
-    v->val = val;
-    v->saved = saved;
+    v->val = own_value ? (double *)(void *)(mem + head) : NULL;
+    v->saved = nsaved ? (double *)(void *)(mem + head + vals) : NULL;
     return v;
 }
 
-static bool check_shape(sl_tape *t, const char *fname, int ndim, const int *dims) {
+static bool check_shape(sl_tape *t, who fn, int ndim, const int *dims) {
     if (ndim < 0 || ndim > SL_MAX_DIMS) {
-        sl__fail(t, SL_EARG, "%s: ndim = %d, must be 0..%d", fname, ndim, SL_MAX_DIMS);
+        sl__fail(t, SL_EARG, "%s%s: ndim = %d, must be 0..%d", fn.pre, fn.name, ndim, SL_MAX_DIMS);
         return false;
     }
     if (ndim > 0 && !dims) {
-        sl__fail(t, SL_EARG, "%s: dims is NULL for ndim = %d", fname, ndim);
+        sl__fail(t, SL_EARG, "%s%s: dims is NULL for ndim = %d", fn.pre, fn.name, ndim);
         return false;
     }
     size_t n = 1;
     for (int i = 0; i < ndim; i++) {
         if (dims[i] < 1) {
-            sl__fail(t, SL_EARG, "%s: dims[%d] = %d, every dim must be >= 1", fname, i, dims[i]);
+            sl__fail(t, SL_EARG, "%s%s: dims[%d] = %d, every dim must be >= 1", fn.pre, fn.name, i, dims[i]);
             return false;
         }
         if (n > SIZE_MAX / sizeof(double) / (size_t)dims[i]) {
-            sl__fail(t, SL_EARG, "%s: shape too large (element count overflows)", fname);
+            sl__fail(t, SL_EARG, "%s%s: shape too large (element count overflows)", fn.pre, fn.name);
             return false;
         }
         n *= (size_t)dims[i];
@@ -229,42 +238,47 @@ sl_var *sl_input(sl_tape *t, int ndim, const int *dims, const double *data, int 
         sl__fail(t, SL_EARG, "sl_input: unknown flags 0x%x (only SL_GRAD)", (unsigned)flags);
         return NULL;
     }
-    if (!check_shape(t, "sl_input", ndim, dims)) return NULL;
-    sl_var *v = node_new(t, "sl_input", ndim, dims, true, 0);
+    if (!check_shape(t, WHO_LEAF("sl_input"), ndim, dims)) return NULL;
+    sl_var *v = node_new(t, WHO_LEAF("sl_input"), ndim, dims, true, 0);
     if (!v) return NULL;
     if (data)
         memcpy(v->val, data, v->n * sizeof(double));
     else
         memset(v->val, 0, v->n * sizeof(double));
     v->flags = SL__NODE_LEAF | ((flags & SL_GRAD) ? SL__NODE_GRAD : 0);
-    return push_node(t, v, "sl_input") ? v : NULL;
+    return push_node(t, v, WHO_LEAF("sl_input")) ? v : NULL;
 }
 
 sl_var *sl_scalar(sl_tape *t, double x, int flags) { return sl_input(t, 0, NULL, &x, flags); }
 
 /* sl_use lives here because it builds a leaf; the store itself is in nn/params.c. */
 sl_var *sl__use_leaf(sl_tape *t, int ndim, const int *dims, double *val, double *grad) {
-    sl_var *v = node_new(t, "sl_use", ndim, dims, false, 0);
+    sl_var *v = node_new(t, WHO_LEAF("sl_use"), ndim, dims, false, 0);
     if (!v) return NULL;
     v->val = val;
     v->grad = grad;
     v->flags = SL__NODE_LEAF | SL__NODE_PARAM | SL__NODE_GRAD;
-    return push_node(t, v, "sl_use") ? v : NULL;
+    return push_node(t, v, WHO_LEAF("sl_use")) ? v : NULL;
 }
 
-bool sl__check_inputs(sl_tape *t, const char *fname, int nin, sl_var *const *in) {
+static bool check_inputs(sl_tape *t, who fn, int nin, sl_var *const *in) {
     if (!t || t->status != SL_OK) return false;
     for (int i = 0; i < nin; i++) {
         if (!in || !in[i]) {
-            sl__fail(t, SL_EARG, "%s: input %d is NULL on a tape without an error", fname, i);
+            sl__fail(t, SL_EARG, "%s%s: input %d is NULL on a tape without an error", fn.pre,
+                     fn.name, i);
             return false;
         }
         if (in[i]->tape != t) {
-            sl__fail(t, SL_EARG, "%s: input %d belongs to another tape", fname, i);
+            sl__fail(t, SL_EARG, "%s%s: input %d belongs to another tape", fn.pre, fn.name, i);
             return false;
         }
     }
     return true;
+}
+
+bool sl__check_inputs(sl_tape *t, const char *fname, int nin, sl_var *const *in) {
+    return check_inputs(t, WHO_LEAF(fname), nin, in);
 }
 
 sl_var *sl_apply(sl_tape *t, const sl_op *op, int nin, sl_var *const *in, const sl_attrs *a) {
@@ -273,35 +287,38 @@ sl_var *sl_apply(sl_tape *t, const sl_op *op, int nin, sl_var *const *in, const 
         sl__fail(t, SL_EARG, "sl_apply: op is NULL");
         return NULL;
     }
-    char fname[80];
-    snprintf(fname, sizeof fname, "sl_%s", op->name ? op->name : "?");
+    const who fn = WHO_OP(op);
     /* op need not be registered, so check what sl_op_register would: a node
      * has SL_MAX_INPUTS input slots, and forward/backward are called blindly */
     if (op->arity < 1 || op->arity > SL_MAX_INPUTS || !op->forward || !op->backward) {
         sl__fail(t, SL_EARG,
-                 "%s: malformed op (arity %d, must be 1..%d, with forward and backward)", fname,
-                 op->arity, SL_MAX_INPUTS);
+                 "%s%s: malformed op (arity %d, must be 1..%d, with forward and backward)",
+                 fn.pre, fn.name, op->arity, SL_MAX_INPUTS);
         return NULL;
     }
     if (nin != op->arity) {
-        sl__fail(t, SL_EARG, "%s: takes %d input(s), given %d", fname, op->arity, nin);
+        sl__fail(t, SL_EARG, "%s%s: takes %d input(s), given %d", fn.pre, fn.name, op->arity,
+                 nin);
         return NULL;
     }
-    if (!sl__check_inputs(t, fname, nin, in)) return NULL;
+    if (!check_inputs(t, fn, nin, in)) return NULL;
     static const sl_attrs zero_attrs;
     if (!a) a = &zero_attrs;
     int ndim = 0, dims[SL_MAX_DIMS] = {0};
     sl_shape_fn shape = op->shape ? op->shape : (op->arity == 1 ? sl__shape_same : sl__shape_bcast);
     if (shape(t, op, in, a, &ndim, dims) != SL_OK) {
-        if (t->status == SL_OK) sl__fail(t, SL_ESHAPE, "%s: shape rule failed", fname);
+        if (t->status == SL_OK) sl__fail(t, SL_ESHAPE, "%s%s: shape rule failed", fn.pre, fn.name);
         return NULL;
     }
-    if (!check_shape(t, fname, ndim, dims)) return NULL;
-    sl_var probe = {.ndim = ndim, .n = sl__numel(ndim, dims), .attrs = *a};
-    for (int i = 0; i < ndim; i++) probe.dims[i] = dims[i];
-    for (int i = 0; i < nin; i++) probe.in[i] = in[i];
-    size_t nsaved = op->saved ? op->saved(&probe) : 0;
-    sl_var *v = node_new(t, fname, ndim, dims, true, nsaved);
+    if (!check_shape(t, fn, ndim, dims)) return NULL;
+    size_t nsaved = 0;
+    if (op->saved) { /* the rule sees the node-to-be: shape, inputs, attributes */
+        sl_var probe = {.ndim = ndim, .n = sl__numel(ndim, dims), .attrs = *a};
+        for (int i = 0; i < ndim; i++) probe.dims[i] = dims[i];
+        for (int i = 0; i < nin; i++) probe.in[i] = in[i];
+        nsaved = op->saved(&probe);
+    }
+    sl_var *v = node_new(t, fn, ndim, dims, true, nsaved);
     if (!v) return NULL;
     v->op = op;
     v->attrs = *a;
@@ -311,10 +328,13 @@ sl_var *sl_apply(sl_tape *t, const sl_op *op, int nin, sl_var *const *in, const 
     }
     v->file = t->here_file;
     v->line = t->here_line;
-    if (!push_node(t, v, fname)) return NULL;
+    if (!push_node(t, v, fn)) return NULL;
     op->forward(v);
-    if (t->status == SL_OK && (t->check & SL_CHECK_FINITE))
+    if (t->status == SL_OK && (t->check & SL_CHECK_FINITE)) {
+        char fname[80];
+        snprintf(fname, sizeof fname, "%s%s", fn.pre, fn.name);
         finite_or_fail(t, v, v->val, v->n, fname, -1);
+    }
     return t->status == SL_OK ? v : NULL;
 }
 
