@@ -4,7 +4,8 @@
 #   ./run.sh demo [ARGS]   build slope and run the main demo (examples/planar)
 #   ./run.sh test          build and run every test: a -Werror build, an
 #                          AddressSanitizer + UndefinedBehaviorSanitizer build,
-#                          and an install + pkg-config/CMake consumer check
+#                          a build with scalar libm only (no vector math), and
+#                          an install + pkg-config/CMake consumer check
 #
 # Missing Debian packages are installed first (as root, or through sudo).
 set -euo pipefail
@@ -52,6 +53,18 @@ test)
     configure_build build/asan -DCMAKE_BUILD_TYPE=Debug -DSLOPE_WERROR=ON \
         -DSLOPE_SANITIZE=address,undefined
     (cd build/asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j "$JOBS")
+    echo "== portable build: scalar libm only (SLOPE_VECTOR_MATH=OFF), the same tests"
+    configure_build build/scalar -DCMAKE_BUILD_TYPE=Release -DSLOPE_WERROR=ON \
+        -DSLOPE_VECTOR_MATH=OFF
+    (cd build/scalar && ctest --output-on-failure -j "$JOBS")
+    if command -v clang >/dev/null 2>&1; then
+        echo "== clang: -Werror + AddressSanitizer + UndefinedBehaviorSanitizer"
+        CC=clang configure_build build/clang-asan -DCMAKE_BUILD_TYPE=Debug -DSLOPE_WERROR=ON \
+            -DSLOPE_SANITIZE=address,undefined
+        (cd build/clang-asan && ctest --output-on-failure -j "$JOBS")
+    else
+        echo "== clang stage skipped: clang is not installed (apt-get install clang to add it)"
+    fi
     echo "== install, then build a program against it (pkg-config and find_package)"
     tests/install_check.sh build/ci
     echo "run.sh test: every stage passed"

@@ -26,6 +26,7 @@
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h> /* FILE, for sl_check_ops */
 
 #ifdef __cplusplus
 extern "C" {
@@ -244,6 +245,28 @@ typedef struct sl_op_case {
     sl_attrs attrs;
 } sl_op_case;
 
+/* A declared non-differentiable point and the op's convention there, so the
+ * checks can test the convention instead of raising a false alarm.
+ *  - present: an element-wise unary op (output shape = input shape) has a
+ *    kink at input value `at`, where its backward rule (and tangent rule)
+ *    gives the derivative `slope`, or attrs.alpha when slope_is_alpha
+ *    (relu: at 0 slope 0; leaky_relu and elu: at 0 slope alpha; abs: 0).
+ *    sl_gradcheck_op adds a case with inputs exactly at `at` and on both
+ *    sides: backward at `at` must equal the declared value, and that value
+ *    must lie between the one-sided difference quotients there.
+ *  - ties: a reduction over attrs.axis whose output is one of its inputs
+ *    (max, min) and whose tied extrema share the gradient equally;
+ *    sl_gradcheck_op adds a case reducing a [3,4] input with ties over axis -1.
+ * Both are only for unary ops (sl_op_register refuses them otherwise), and an
+ * op that declares one needs a `kinks` text saying the convention in words. */
+typedef struct sl_kink {
+    int present;        /* 1: a kink at `at` */
+    double at;          /* where (an input value) */
+    double slope;       /* the derivative the rules give exactly at `at`... */
+    int slope_is_alpha; /* ...or 1: it is attrs.alpha */
+    int ties;           /* 1: tied extrema of a reduction share the gradient equally */
+} sl_kink;
+
 typedef struct sl_op sl_op;
 /* Output shape from inputs and attributes; on a mismatch call sl_tape_fail()
  * (naming "sl_<op>" and the shapes) and return its status. NULL in a user op
@@ -272,6 +295,7 @@ struct sl_op {
     const char *formula;     /* "a = 1/(1+e^-z)" */
     const char *derivative;  /* "da/dz = a(1-a), from the saved output" */
     const char *kinks;       /* convention at non-differentiable points, or NULL */
+    sl_kink kink;            /* the same, declared for the checks (zero: none) */
     sl_domain domain[SL_MAX_INPUTS];
     sl_op_kind kind;
     const sl_op_case *cases; /* SL_KIND_CUSTOM: the check's cases ... */
@@ -361,9 +385,15 @@ typedef struct sl_gradcheck_report {
     const char *failed;   /* "" or which check failed first (static string): "vjp" (the
                              backward rule), "jvp" (the tangent rule), "fd" (finite differences
                              disagree with both modes), "dot" (<v,Ju> != <J^T v,u>), "order"
-                             (the Taylor remainder does not shrink like h^2) */
+                             (the Taylor remainder does not shrink like h^2), "kink"
+                             (sl_gradcheck_op: the rules break the op's declared kink or
+                             ties convention) */
     int ncases;           /* cases checked (sl_gradcheck_op) */
     size_t nchecked;      /* Jacobian entries (or projections, in fast mode) compared */
+    size_t kinks;         /* entries accepted at a kink ("KINK-OK"): the finite differences
+                             disagree, but the one-sided differences differ (a real kink
+                             inside the step) and both modes lie between them; counted
+                             also when the order test's direction crosses a kink */
     int fast;             /* 1 if this was a fast (projection) check */
     int jvp_checked;      /* 1 if forward mode took part (every op on the path has a jvp) */
     double max_abs_err;   /* reverse mode vs finite differences, over every entry */
@@ -396,11 +426,25 @@ typedef struct sl_gradcheck_report {
 int sl_gradcheck(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
                  const sl_gradcheck_opts *opts, sl_gradcheck_report *report);
 /* Check one op on its own cases (or the default cases of its kind) with
- * inputs drawn from its domain. SL_EARG if it lacks a domain, a formula or a
- * derivative text. */
+ * inputs drawn from its domain, then, if it declares a kink (sl_kink), one
+ * case exactly at the kink per distinct attribute set, and if it declares
+ * ties, one case with tied maxima. SL_EARG if it lacks a domain, a formula,
+ * a derivative text, a tangent rule, or declares a kink without a kinks text. */
 int sl_gradcheck_op(const sl_op *op, const sl_gradcheck_opts *opts, sl_gradcheck_report *report);
-/* Number of cases sl_gradcheck_op runs for op. */
+/* Number of cases sl_gradcheck_op runs for op, kink and ties cases included. */
 int sl_op_ncases(const sl_op *op);
+
+/* Gradient-check the named ops (nnames = 0 or names = NULL: every registered
+ * op, user ops included) case by case, with the default options, and print
+ * the results to out (NULL: print nothing). json = 0: a table, one line per
+ * op and case (op, shapes and attributes, max abs err, max rel err, max
+ * |reverse - forward|, Taylor order, verdict "ok", "KINK-OK" or
+ * "FAIL(<check>)"), a second indented line with the report's message under a
+ * failure, and a summary line. json = 1: one JSON object per line (JSON
+ * Lines) with the same fields and the worst element. Returns the number of
+ * failures: failed cases, ops that cannot be checked, and names that are not
+ * registered. This is what `slope check` prints. */
+int sl_check_ops(FILE *out, int json, int nnames, const char *const *names);
 
 /* ------------------------------------------------------------- random */
 

@@ -8,6 +8,7 @@
  */
 #include "internal.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <threads.h>
@@ -86,6 +87,11 @@ int sl_op_register(const sl_op *op) {
     if (!op->forward || !op->backward) return SL_EARG;
     if (op->kind == SL_KIND_ZIP && op->arity != 2) return SL_EARG;
     if (op->kind == SL_KIND_MAP && op->arity != 1) return SL_EARG;
+    /* a kink or ties declaration is about a unary op, at a finite point */
+    if ((op->kink.present || op->kink.ties) && op->arity != 1) return SL_EARG;
+    if (op->kink.present &&
+        (!isfinite(op->kink.at) || (!op->kink.slope_is_alpha && !isfinite(op->kink.slope))))
+        return SL_EARG;
     return add(op);
 }
 

@@ -245,19 +245,117 @@ Test(gradcheck, independent_input_has_zero_jacobian) {
     sl_tape_free(t);
 }
 
-/* Kinks are where finite differences disagree with a subgradient: relu at 0
- * with a step larger than the distance to the kink fails - the checker is
- * not fooled into passing everything. */
-Test(gradcheck, kink_is_detected) {
+/* Kinks are where central differences disagree with a subgradient: relu at
+ * exactly 0 gives 1/2 numerically and 0 analytically. The one-sided
+ * differences there are 0 and 1 (a real kink inside the step) and the
+ * analytic 0 lies between them: KINK-OK, counted, not a failure. */
+Test(gradcheck, kink_is_accepted_as_kink_ok) {
     sl_tape *t = sl_tape_new();
     const double v[2] = {0.0, 1.0};
     sl_var *x = sl_input(t, 1, (int[]){2}, v, SL_GRAD);
     sl_var *y = sl_sum(t, sl_relu(t, x), SL_ALL, 0);
     sl_gradcheck_report r;
+    cr_expect_eq(sl_gradcheck(t, y, 1, &x, NULL, &r), SL_OK, "%s", r.message);
+    cr_expect_eq(r.ok, 1);
+    cr_expect_eq(r.kinks, 1, "element 0 is the one kink");
+    cr_expect_eq(r.nchecked, 2, "the kink entry was compared too");
+    cr_expect_lt(r.max_abs_err, 1e-7, "the kink entry does not count as an error");
+    cr_expect_str_eq(r.failed, "");
+    /* PyTorch's plain central difference sees the same kink */
+    sl_gradcheck_opts plain = {.plain = 1};
+    cr_expect_eq(sl_gradcheck(t, y, 1, &x, &plain, &r), SL_OK, "%s", r.message);
+    cr_expect_eq(r.kinks, 1);
+    /* the kink is real inside the step, 0.1 h away from x: the one-sided
+     * slopes are 0.1 and 1, and relu'(x) = 1 lies between them */
+    sl_leaf_data(x)[0] = 1e-7;
+    cr_assert_eq(sl_forward(t), SL_OK);
+    cr_expect_eq(sl_gradcheck(t, y, 1, &x, NULL, &r), SL_OK, "%s", r.message);
+    cr_expect_eq(r.kinks, 1);
+    sl_tape_free(t);
+}
+
+/* relu with a "subgradient" of 2 at 0: outside [D-, D+] = [0, 1], so the
+ * kink cannot excuse it. */
+static void relu2_forward(sl_var *out) {
+    const double *x = sl_value(sl_in(out, 0));
+    for (size_t i = 0; i < sl_numel(out); i++)
+        sl_out_data(out)[i] = x[i] > 0 ? x[i] : 0.0;
+}
+static double relu2_slope(double z) { return z > 0 ? 1.0 : (z < 0 ? 0.0 : 2.0); }
+static void relu2_backward(sl_var *out) {
+    const sl_var *x = sl_in(out, 0);
+    double *dx = sl_grad_data(x);
+    if (!dx)
+        return;
+    for (size_t i = 0; i < sl_numel(out); i++)
+        dx[i] += sl_grad(out)[i] * relu2_slope(sl_value(x)[i]);
+}
+static void relu2_jvp(sl_var *out) {
+    const sl_var *x = sl_in(out, 0);
+    const double *tx = sl_tangent_data(x);
+    for (size_t i = 0; i < sl_numel(out); i++)
+        sl_tangent_data(out)[i] = tx ? tx[i] * relu2_slope(sl_value(x)[i]) : 0.0;
+}
+static const sl_op relu2 = {.name = "gc_relu_slope2", .arity = 1, .forward = relu2_forward,
+                            .backward = relu2_backward, .jvp = relu2_jvp, .signature = "s",
+                            .formula = "a = max(0, z)", .derivative = "(wrong at 0) 2",
+                            .domain = {SL_DOMAIN_NONZERO}, .kind = SL_KIND_MAP};
+
+Test(gradcheck, value_outside_the_one_sided_slopes_fails) {
+    sl_tape *t = sl_tape_new();
+    const double v[3] = {0.5, 0.0, -1.0};
+    sl_var *x = sl_input(t, 1, (int[]){3}, v, SL_GRAD);
+    sl_var *y = sl_sum(t, sl_apply(t, &relu2, 1, &x, NULL), SL_ALL, 0);
+    cr_assert_not_null(y, "%s", sl_tape_error(t));
+    sl_gradcheck_report r;
     cr_expect_eq(sl_gradcheck(t, y, 1, &x, NULL, &r), SL_EGRAD);
-    cr_expect_eq(r.worst_elem, 0);
-    cr_expect(near(r.numeric, 0.5, 1e-6, 0), "central difference at the kink: %.17g", r.numeric);
-    cr_expect_eq(r.analytic, 0.0);
+    cr_expect_eq(r.kinks, 0);
+    cr_expect_eq(r.worst_elem, 1);
+    cr_expect_eq(r.analytic, 2.0);
+    cr_expect(near(r.numeric, 0.5, 1e-6, 0), "%.17g", r.numeric);
+    cr_expect_str_eq(r.failed, "fd", "both rules agree on 2: the differences disagree with both");
+    sl_tape_free(t);
+}
+
+/* square with consistent rules 2.0025 z (0.125 % too large) checked with a
+ * step of 1e-2: at z = 1 the one-sided slopes are 2 +- 0.01, so the wrong
+ * value lies between them - but they come from curvature, and halving the
+ * step halves their gap. A smooth point is never taken for a kink. */
+static void sq_forward(sl_var *out) {
+    const double *x = sl_value(sl_in(out, 0));
+    for (size_t i = 0; i < sl_numel(out); i++)
+        sl_out_data(out)[i] = x[i] * x[i];
+}
+static void sq_backward_off(sl_var *out) {
+    const sl_var *x = sl_in(out, 0);
+    double *dx = sl_grad_data(x);
+    if (!dx)
+        return;
+    for (size_t i = 0; i < sl_numel(out); i++)
+        dx[i] += sl_grad(out)[i] * 2.0025 * sl_value(x)[i];
+}
+static void sq_jvp_off(sl_var *out) {
+    const sl_var *x = sl_in(out, 0);
+    const double *tx = sl_tangent_data(x);
+    for (size_t i = 0; i < sl_numel(out); i++)
+        sl_tangent_data(out)[i] = tx ? tx[i] * 2.0025 * sl_value(x)[i] : 0.0;
+}
+static const sl_op sq_off = {.name = "gc_square_off", .arity = 1, .forward = sq_forward,
+                             .backward = sq_backward_off, .jvp = sq_jvp_off, .signature = "s",
+                             .formula = "a = z^2", .derivative = "(wrong) 2.0025 z",
+                             .domain = {SL_DOMAIN_REAL}, .kind = SL_KIND_MAP};
+
+Test(gradcheck, smooth_point_cannot_pass_as_a_kink) {
+    sl_tape *t = sl_tape_new();
+    sl_var *x = sl_scalar(t, 1.0, SL_GRAD);
+    sl_var *y = sl_apply(t, &sq_off, 1, &x, NULL);
+    cr_assert_not_null(y, "%s", sl_tape_error(t));
+    sl_gradcheck_opts big_step = {.eps = 1e-2, .plain = 1};
+    sl_gradcheck_report r;
+    cr_expect_eq(sl_gradcheck(t, y, 1, &x, &big_step, &r), SL_EGRAD, "%s", r.message);
+    cr_expect_eq(r.kinks, 0, "a smooth point was taken for a kink");
+    cr_expect(near(r.numeric, 2.0, 1e-12, 1e-12), "%.17g", r.numeric);
+    cr_expect(near(r.analytic, 2.0025, 1e-15, 0));
     sl_tape_free(t);
 }
 
@@ -296,4 +394,209 @@ Test(gradcheck, tolerances_are_honoured) {
     cr_expect_eq(r.ok, 0);
     cr_expect_gt(r.abs_err, 0.0);
     sl_tape_free(t);
+}
+
+/* ------------------------------------------------------------ fast mode */
+
+/* n values uniform in [-scale, scale] from a fixed seed */
+static void fill_seeded(double *v, size_t n, double scale, uint64_t seed) {
+    sl_rng rng;
+    sl_rng_seed(&rng, seed);
+    for (size_t i = 0; i < n; i++)
+        v[i] = scale * (2.0 * sl_rng_uniform(&rng) - 1.0);
+}
+
+/* cube with a wrong backward (2 z^2) but the right tangent rule (3 z^2) */
+static void cube_jvp_right(sl_var *out) {
+    const sl_var *x = sl_in(out, 0);
+    const double *tx = sl_tangent_data(x), *xv = sl_value(x);
+    for (size_t i = 0; i < sl_numel(out); i++)
+        sl_tangent_data(out)[i] = tx ? 3.0 * xv[i] * xv[i] * tx[i] : 0.0;
+}
+static const sl_op wrong_cube_j = {.name = "gc_wrong_cube_j",
+                                   .arity = 1,
+                                   .forward = cube_forward,
+                                   .backward = cube_backward_wrong,
+                                   .jvp = cube_jvp_right,
+                                   .signature = "s",
+                                   .formula = "a = z^3",
+                                   .derivative = "(wrong) 2 z^2",
+                                   .domain = {SL_DOMAIN_REAL},
+                                   .kind = SL_KIND_MAP};
+
+enum { FN = 60, FB = 2 };
+
+/* y = tanh(W tanh(W x)), W [60,60], x [60,2]: y has 120 elements and the
+ * inputs 3720, a Jacobian of 446400 entries - above the 250000 where the
+ * check switches to random projections by itself. */
+Test(gradcheck, fast_mode_on_a_large_graph) {
+    static double W[FN * FN], X[FN * FB];
+    fill_seeded(W, FN * FN, 0.25, 1);
+    fill_seeded(X, FN * FB, 1.0, 2);
+    sl_tape *t = sl_tape_new();
+    sl_var *w = sl_input(t, 2, (int[]){FN, FN}, W, SL_GRAD);
+    sl_var *x = sl_input(t, 2, (int[]){FN, FB}, X, SL_GRAD);
+    sl_var *y = sl_tanh(t, sl_matmul(t, w, sl_tanh(t, sl_matmul(t, w, x))));
+    cr_assert_not_null(y, "%s", sl_tape_error(t));
+    sl_var *in[2] = {w, x};
+    sl_gradcheck_report r;
+    cr_expect_eq(sl_gradcheck(t, y, 2, in, NULL, &r), SL_OK, "%s", r.message);
+    cr_expect_eq(r.fast, 1, "446400 entries: fast mode by itself");
+    cr_expect_eq(r.ok, 1);
+    cr_expect_eq(r.nchecked, 8, "the default 8 projections");
+    cr_expect_eq(r.jvp_checked, 1);
+    cr_expect_lt(r.max_mode_err, 1e-12);
+    cr_expect(r.taylor_order > 1.8, "order %g", r.taylor_order);
+    /* more projections on request, and forced on a small graph too */
+    sl_gradcheck_opts o = {.projections = 3};
+    cr_expect_eq(sl_gradcheck(t, y, 2, in, &o, &r), SL_OK, "%s", r.message);
+    cr_expect_eq(r.nchecked, 3);
+    sl_tape_free(t);
+    t = sl_tape_new();
+    x = sl_input(t, 1, (int[]){4}, X0, SL_GRAD);
+    y = sl_sum(t, sl_tanh(t, x), SL_ALL, 0);
+    o = (sl_gradcheck_opts){.fast = 1};
+    cr_expect_eq(sl_gradcheck(t, y, 1, &x, &o, &r), SL_OK, "%s", r.message);
+    cr_expect_eq(r.fast, 1);
+    o.fast = -1;
+    cr_expect_eq(sl_gradcheck(t, y, 1, &x, &o, &r), SL_OK, "%s", r.message);
+    cr_expect_eq(r.fast, 0);
+    cr_expect_eq(r.nchecked, 4);
+    sl_tape_free(t);
+}
+
+/* The same graph with a wrong rule on a third input s: y = tanh(W (tanh(W x)
+ * + cube(s))). A projection fails, the check falls back to the full Jacobian
+ * and names the worst element - of s, where every entry is 2/3 of the truth. */
+Test(gradcheck, fast_mode_catches_a_wrong_rule_and_names_the_element) {
+    static double W[FN * FN], X[FN * FB], S[FN * FB];
+    fill_seeded(W, FN * FN, 0.25, 1);
+    fill_seeded(X, FN * FB, 1.0, 2);
+    fill_seeded(S, FN * FB, 1.0, 3);
+    sl_tape *t = sl_tape_new();
+    sl_var *w = sl_input(t, 2, (int[]){FN, FN}, W, SL_GRAD);
+    sl_var *x = sl_input(t, 2, (int[]){FN, FB}, X, SL_GRAD);
+    sl_var *s = sl_input(t, 2, (int[]){FN, FB}, S, SL_GRAD);
+    sl_var *h = sl_add(t, sl_tanh(t, sl_matmul(t, w, x)), sl_apply(t, &wrong_cube_j, 1, &s, NULL));
+    sl_var *y = sl_tanh(t, sl_matmul(t, w, h));
+    cr_assert_not_null(y, "%s", sl_tape_error(t));
+    sl_var *in[3] = {w, x, s};
+    sl_gradcheck_report r;
+    cr_expect_eq(sl_gradcheck(t, y, 3, in, NULL, &r), SL_EGRAD);
+    cr_expect_eq(r.fast, 1, "a fast check, with the fallback");
+    cr_expect_eq(r.ok, 0);
+    cr_expect_str_eq(r.failed, "vjp", "%s", r.message);
+    cr_expect_eq(r.worst_input, 2, "the wrong rule is on s: %s", r.message);
+    cr_expect_lt(r.worst_elem, (size_t)(FN * FB));
+    cr_expect_lt(r.worst_out, (size_t)(FN * FB));
+    cr_expect(near(r.analytic, r.numeric * 2.0 / 3.0, 1e-6, 1e-9), "analytic %.17g numeric %.17g",
+              r.analytic, r.numeric);
+    cr_expect(near(r.forward, r.numeric, 1e-6, 1e-9), "forward mode is right: %.17g vs %.17g",
+              r.forward, r.numeric);
+    cr_expect_eq(r.nchecked, (size_t)(FN * FB) * (FN * FN + 2 * FN * FB), "the full Jacobian");
+    char want[64];
+    snprintf(want, sizeof want, "input 2 element %zu", r.worst_elem);
+    cr_expect(contains(r.message, want), "%s", r.message);
+    /* the worst element is really the worst: its |analytic - numeric| is
+     * the largest over s's column of that output */
+    cr_expect_gt(r.abs_err, 1e-3);
+    sl_tape_free(t);
+}
+
+/* ------------------------------------------------------- sl_check_ops */
+
+/* The whole of a temporary file as a string (static buffer). */
+static const char *slurp(FILE *f) {
+    static char buf[1 << 16];
+    rewind(f);
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    buf[n] = '\0';
+    return buf;
+}
+
+static void cube_backward_right(sl_var *out) {
+    const sl_var *x = sl_in(out, 0);
+    double *dx = sl_grad_data(x);
+    if (!dx)
+        return;
+    for (size_t i = 0; i < sl_numel(out); i++)
+        dx[i] += sl_grad(out)[i] * 3.0 * sl_value(x)[i] * sl_value(x)[i];
+}
+/* a name JSON must escape: a quote, a backslash and a tab */
+static const sl_op quoted_cube = {.name = "gc \"cube\"\\ok\t1",
+                                  .arity = 1,
+                                  .forward = cube_forward,
+                                  .backward = cube_backward_right,
+                                  .jvp = cube_jvp_right,
+                                  .signature = "s",
+                                  .formula = "a = z^3",
+                                  .derivative = "3 z^2",
+                                  .domain = {SL_DOMAIN_REAL},
+                                  .kind = SL_KIND_MAP};
+
+Test(gradcheck, check_ops_prints_a_table) {
+    cr_assert_eq(sl_op_register(&quoted_cube), SL_OK);
+    cr_assert_eq(sl_op_register(&wrong_cube_j), SL_OK);
+    FILE *f = tmpfile();
+    cr_assert_not_null(f);
+    const char *names[] = {"relu", quoted_cube.name};
+    cr_expect_eq(sl_check_ops(f, 0, 2, names), 0);
+    const char *out = slurp(f);
+    cr_expect(contains(out, "max_abs") && contains(out, "verdict"), "a header: %s", out);
+    cr_expect(contains(out, "relu           [7] kink at z=0"), "%s", out);
+    cr_expect(contains(out, "KINK-OK\n"), "%s", out);
+    cr_expect(contains(out, "gc \"cube\"\\ok\t1 [2,3]"), "%s", out);
+    cr_expect(contains(out, "2 of 2 ops passed"), "%s", out);
+    fclose(f);
+    /* a failure: FAIL(<check>) and the message on a second, indented line;
+     * an unknown name is a failure too */
+    f = tmpfile();
+    const char *bad[] = {"gc_wrong_cube_j", "no_such_op"};
+    const int nc = sl_op_ncases(&wrong_cube_j);
+    cr_expect_eq(sl_check_ops(f, 0, 2, bad), nc + 1, "every case fails, plus the unknown name");
+    out = slurp(f);
+    cr_expect(contains(out, "FAIL(vjp)\n    gc_wrong_cube_j at []: the backward rule (reverse "
+                            "mode) disagrees at input 0 element 0"),
+              "%s", out);
+    cr_expect(contains(out, "FAIL(unknown)\n    no op named \"no_such_op\""), "%s", out);
+    cr_expect(contains(out, "0 of 2 ops passed"), "%s", out);
+    fclose(f);
+    /* no FILE: nothing printed, the count still returned */
+    cr_expect_eq(sl_check_ops(NULL, 0, 1, bad), nc);
+    cr_expect_eq(sl_check_ops(NULL, 1, 1, names), 0);
+}
+
+/* JSON Lines: one object per case, every string escaped, no NaN. */
+Test(gradcheck, check_ops_prints_json_lines) {
+    cr_assert_eq(sl_op_register(&quoted_cube), SL_OK);
+    cr_assert_eq(sl_op_register(&wrong_cube_j), SL_OK);
+    FILE *f = tmpfile();
+    cr_assert_not_null(f);
+    const char *names[] = {"relu", quoted_cube.name, "gc_wrong_cube_j", "max"};
+    const int nbad = sl_op_ncases(&wrong_cube_j);
+    cr_expect_eq(sl_check_ops(f, 1, 4, names), nbad);
+    const char *out = slurp(f);
+    int lines = 0;
+    for (const char *p = out; *p; p++)
+        lines += *p == '\n';
+    const int want = sl_op_ncases(sl_op_find("relu")) + sl_op_ncases(&quoted_cube) + nbad +
+                     sl_op_ncases(sl_op_find("max"));
+    cr_expect_eq(lines, want, "one line per case: %s", out);
+    for (const char *p = out; *p;) { /* every line one object */
+        const char *e = strchr(p, '\n');
+        cr_assert_not_null(e);
+        cr_expect_eq(*p, '{');
+        cr_expect_eq(e[-1], '}');
+        p = e + 1;
+    }
+    cr_expect(contains(out, "{\"op\":\"relu\",\"case\":4,\"shapes\":\"[7] kink at z=0\""), "%s",
+              out);
+    cr_expect(contains(out, "\"verdict\":\"KINK-OK\""), "%s", out);
+    cr_expect(contains(out, "\"op\":\"gc \\\"cube\\\"\\\\ok\\t1\""), "escaped name: %s", out);
+    cr_expect(contains(out, "\"verdict\":\"FAIL(vjp)\",\"failed\":\"vjp\""), "%s", out);
+    cr_expect(contains(out, "\"worst\":{\"input\":0,\"element\":"), "%s", out);
+    cr_expect(contains(out, "\"shapes\":\"[3,4] axis=-1 keepdim=0 ties\""), "%s", out);
+    cr_expect(!contains(out, "nan") && !contains(out, "inf"), "no NaN in JSON: %s", out);
+    cr_expect(contains(out, "\"taylor_order\":null"), "NaN becomes null: %s", out);
+    fclose(f);
 }

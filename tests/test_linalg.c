@@ -279,3 +279,242 @@ Test(linalg, gemm_all_transposes) {
                               "ta %d tb %d acc %d: C[%d] = %.17g", ta, tb, acc, i, C[i]);
             }
 }
+
+/* ------------------------------------------------------------------ gemm.c
+ * The packed/blocked kernel and the direct small-shape path, every micro-
+ * kernel this CPU can run, forced through each path and through tiny cache
+ * blocks (so that every KC/MC/NC edge is crossed), all four transpose
+ * combinations, overwrite and accumulate; against a long double triple loop.
+ * Tolerance: 1e-13 of sum_p |op(A)[i,p] op(B)[p,j]| (the scale of the
+ * rounding error of any summation order), plus 1e-300. */
+
+/* test hooks in src/ops/gemm.c (not in internal.h: tests only) */
+int sl__gemm_config(const char *kernel, int path, size_t kc, size_t mc, size_t nc);
+const char *sl__gemm_kernel_name(void);
+
+typedef struct gemm_case {
+    size_t m, k, n;
+    double *A, *At, *B, *Bt; /* op(A) (m,k) row-major and stored transposed; same for B */
+    double *C0;              /* what C holds before an accumulating call */
+    double *want, *scale;    /* op(A) op(B) in long double, and sum |a b| */
+} gemm_case;
+
+static void gemm_case_new(gemm_case *g, size_t m, size_t k, size_t n) {
+    g->m = m, g->k = k, g->n = n;
+    g->A = malloc(m * k * sizeof(double));
+    g->At = malloc(m * k * sizeof(double));
+    g->B = malloc(k * n * sizeof(double));
+    g->Bt = malloc(k * n * sizeof(double));
+    g->C0 = malloc(m * n * sizeof(double));
+    g->want = malloc(m * n * sizeof(double));
+    g->scale = malloc(m * n * sizeof(double));
+    cr_assert(g->A && g->At && g->B && g->Bt && g->C0 && g->want && g->scale);
+    fill(g->A, m * k, 0.71, 0.3);
+    fill(g->B, k * n, 1.37, -0.2);
+    fill(g->C0, m * n, 0.23, 1.1);
+    for (size_t i = 0; i < m; i++)
+        for (size_t p = 0; p < k; p++)
+            g->At[p * m + i] = g->A[i * k + p];
+    for (size_t p = 0; p < k; p++)
+        for (size_t j = 0; j < n; j++)
+            g->Bt[j * k + p] = g->B[p * n + j];
+    for (size_t i = 0; i < m; i++)
+        for (size_t j = 0; j < n; j++) {
+            long double s = 0, a = 0;
+            for (size_t p = 0; p < k; p++) {
+                const long double t = (long double)g->A[i * k + p] * g->B[p * n + j];
+                s += t;
+                a += fabsl(t);
+            }
+            g->want[i * n + j] = (double)s;
+            g->scale[i * n + j] = (double)a;
+        }
+}
+
+static void gemm_case_free(gemm_case *g) {
+    free(g->A), free(g->At), free(g->B), free(g->Bt), free(g->C0), free(g->want), free(g->scale);
+}
+
+/* Runs the four transpose combinations with accumulate 0 and 1 through
+ * sl__gemm as configured now; returns the number of wrong elements. */
+static int gemm_case_run(const gemm_case *g, const char *what) {
+    const size_t m = g->m, n = g->n, k = g->k;
+    double *C = malloc((m * n + 1) * sizeof(double));
+    cr_assert_not_null(C);
+    int bad = 0;
+    for (int ta = 0; ta <= 1; ta++)
+        for (int tb = 0; tb <= 1; tb++)
+            for (int acc = 0; acc <= 1; acc++) {
+                for (size_t i = 0; i < m * n; i++)
+                    C[i] = acc ? g->C0[i] : NAN; /* never read unless accumulating */
+                C[m * n] = 12345.0;              /* one past the end stays untouched */
+                sl__gemm(ta, tb, m, n, k, ta ? g->At : g->A, tb ? g->Bt : g->B, C, acc);
+                for (size_t i = 0; i < m * n; i++) {
+                    const double want = g->want[i] + (acc ? g->C0[i] : 0.0);
+                    const double tol = 1e-13 * (g->scale[i] + (acc ? fabs(g->C0[i]) : 0.0)) + 1e-300;
+                    if (!(fabs(C[i] - want) <= tol)) {
+                        if (bad++ < 5)
+                            cr_log_error("%s: [%zu,%zu]x[%zu,%zu] ta %d tb %d acc %d: C[%zu,%zu] = "
+                                         "%.17g, want %.17g (tol %.3g)",
+                                         what, m, k, k, n, ta, tb, acc, i / n, i % n, C[i], want,
+                                         tol);
+                    }
+                }
+                if (C[m * n] != 12345.0 && bad++ < 5)
+                    cr_log_error("%s: wrote past the end of C", what);
+            }
+    free(C);
+    return bad;
+}
+
+/* (m, k, n): the edge sizes of the brief, vector shapes, the benchmark shapes
+ * (W2, W3, W6) and sizes around the tile and block edges */
+static const size_t gemm_shapes[][3] = {
+    {1, 1, 1},    {1, 2, 1},    {1, 17, 1},   {1, 300, 1},  {7, 13, 5},    {5, 13, 7},
+    {65, 129, 33}, {257, 3, 300}, {300, 3, 257}, {100, 2, 16}, {100, 16, 16}, {100, 16, 1},
+    {16, 100, 16}, {2, 100, 16}, {16, 100, 1},  {100, 1, 16}, {4, 2, 400},   {1, 4, 400},
+    {400, 4, 1},  {1, 64, 37},  {37, 64, 1},   {3, 50, 60},  {12, 16, 16},  {13, 17, 15},
+    {11, 15, 17}, {6, 8, 8},    {5, 7, 9},     {24, 33, 40}, {33, 32, 31},  {128, 20, 10},
+    {130, 70, 150},
+};
+#define NSHAPES (sizeof gemm_shapes / sizeof gemm_shapes[0])
+
+static const char *const gemm_kernels[] = {"auto", "generic", "avx2", "avx512"};
+
+Test(linalg, gemm_every_kernel_path_and_shape) {
+    int bad = 0, ran = 0;
+    for (size_t s = 0; s < NSHAPES; s++) {
+        gemm_case g;
+        gemm_case_new(&g, gemm_shapes[s][0], gemm_shapes[s][1], gemm_shapes[s][2]);
+        for (size_t kn = 0; kn < sizeof gemm_kernels / sizeof gemm_kernels[0]; kn++)
+            for (int path = 0; path <= 2; path++) {
+                if (!sl__gemm_config(gemm_kernels[kn], path, 0, 0, 0))
+                    continue; /* this CPU or build has no such kernel */
+                char what[96];
+                snprintf(what, sizeof what, "kernel %s (%s) path %d", gemm_kernels[kn],
+                         sl__gemm_kernel_name(), path);
+                bad += gemm_case_run(&g, what);
+                ran++;
+            }
+        gemm_case_free(&g);
+    }
+    sl__gemm_config(NULL, 0, 0, 0, 0);
+    cr_expect_eq(bad, 0, "%d wrong products (first ones logged above)", bad);
+    cr_expect_geq(ran, (int)NSHAPES * 6, "at least auto and generic on every path");
+}
+
+/* Tiny cache blocks: many KC slices (accumulating into C after the first),
+ * several MC and NC blocks, edge tiles inside blocks. */
+Test(linalg, gemm_packed_tiny_blocks) {
+    static const size_t blocks[][3] = {{1, 1, 1}, {5, 7, 9}, {16, 24, 32}, {3, 100, 17}};
+    int bad = 0;
+    for (size_t s = 0; s < NSHAPES; s++) {
+        gemm_case g;
+        gemm_case_new(&g, gemm_shapes[s][0], gemm_shapes[s][1], gemm_shapes[s][2]);
+        if (g.m * g.n * g.k > 200000) { /* keep the debug build quick */
+            gemm_case_free(&g);
+            continue;
+        }
+        for (size_t kn = 0; kn < sizeof gemm_kernels / sizeof gemm_kernels[0]; kn++)
+            for (size_t b = 0; b < sizeof blocks / sizeof blocks[0]; b++) {
+                if (!sl__gemm_config(gemm_kernels[kn], 2, blocks[b][0], blocks[b][1],
+                                     blocks[b][2]))
+                    continue;
+                char what[96];
+                snprintf(what, sizeof what, "kernel %s kc %zu mc %zu nc %zu", gemm_kernels[kn],
+                         blocks[b][0], blocks[b][1], blocks[b][2]);
+                bad += gemm_case_run(&g, what);
+            }
+        gemm_case_free(&g);
+    }
+    sl__gemm_config(NULL, 0, 0, 0, 0);
+    cr_expect_eq(bad, 0, "%d wrong products (first ones logged above)", bad);
+}
+
+Test(linalg, gemm_zero_sizes_and_hooks) {
+    double C[6] = {1, 2, 3, 4, 5, 6};
+    const double A[6] = {1, 1, 1, 1, 1, 1};
+    sl__gemm(0, 0, 2, 3, 0, A, A, C, 1); /* k = 0, accumulate: C unchanged */
+    for (int i = 0; i < 6; i++)
+        cr_expect_eq(C[i], i + 1.0);
+    sl__gemm(0, 1, 2, 3, 0, A, A, C, 0); /* k = 0, overwrite: zeros */
+    for (int i = 0; i < 6; i++)
+        cr_expect_eq(C[i], 0.0);
+    sl__gemm(0, 0, 0, 3, 2, A, A, C, 0); /* m = 0 / n = 0: nothing touched */
+    sl__gemm(1, 1, 2, 0, 2, A, A, C, 0);
+    cr_expect_eq(sl__gemm_config("no-such-kernel", 0, 0, 0, 0), 0);
+    cr_expect_eq(sl__gemm_config("generic", 0, 0, 0, 0), 1);
+    cr_expect_str_eq(sl__gemm_kernel_name(), "generic");
+    cr_expect_eq(sl__gemm_config(NULL, 0, 0, 0, 0), 1);
+    cr_log_info("sl__gemm micro-kernel on this machine: %s", sl__gemm_kernel_name());
+}
+
+/* matmul on the tape through the packed path: values, dA = G B^T (tb) and
+ * dB = A^T G (ta), and the tangent, against the long double reference. */
+Test(linalg, matmul_large_values_gradients_tangent) {
+    enum { M = 67, K = 45, N = 71 };
+    gemm_case g;
+    gemm_case_new(&g, M, K, N);
+    double *G = malloc(M * N * sizeof(double)), *dA = malloc(M * K * sizeof(double)),
+           *dB = malloc(K * N * sizeof(double));
+    cr_assert(G && dA && dB);
+    fill(G, M * N, 0.37, 0.9);
+    for (int i = 0; i < M; i++)
+        for (int p = 0; p < K; p++) {
+            long double s = 0;
+            for (int j = 0; j < N; j++)
+                s += (long double)G[i * N + j] * g.B[p * N + j];
+            dA[i * K + p] = (double)s;
+        }
+    for (int p = 0; p < K; p++)
+        for (int j = 0; j < N; j++) {
+            long double s = 0;
+            for (int i = 0; i < M; i++)
+                s += (long double)g.A[i * K + p] * G[i * N + j];
+            dB[p * N + j] = (double)s;
+        }
+    sl_tape *t = sl_tape_new();
+    sl_var *a = sl_input(t, 2, (int[]){M, K}, g.A, SL_GRAD);
+    sl_var *b = sl_input(t, 2, (int[]){K, N}, g.B, SL_GRAD);
+    sl_var *c = sl_matmul(t, a, b);
+    cr_assert_not_null(c, "%s", sl_tape_error(t));
+    for (int i = 0; i < M * N; i++)
+        cr_expect(fabs(sl_value(c)[i] - g.want[i]) <= 1e-13 * g.scale[i], "C[%d]", i);
+    cr_assert_eq(sl_backward_seed(t, c, G), SL_OK);
+    for (int i = 0; i < M * K; i++)
+        cr_expect(near(sl_grad(a)[i], dA[i], 1e-12, 1e-12), "dA[%d] = %.17g, want %.17g", i,
+                  sl_grad(a)[i], dA[i]);
+    for (int i = 0; i < K * N; i++)
+        cr_expect(near(sl_grad(b)[i], dB[i], 1e-12, 1e-12), "dB[%d] = %.17g, want %.17g", i,
+                  sl_grad(b)[i], dB[i]);
+    /* tangents: TA.B + A.TB, and A.TB alone (only b moves) */
+    double *TA = malloc(M * K * sizeof(double)), *TB = malloc(K * N * sizeof(double)),
+           *both = malloc(M * N * sizeof(double)), *onlyb = malloc(M * N * sizeof(double)),
+           *dy = malloc(M * N * sizeof(double));
+    cr_assert(TA && TB && both && onlyb && dy);
+    fill(TA, M * K, 0.53, -1.3);
+    fill(TB, K * N, 0.61, 0.4);
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            long double s = 0, u = 0;
+            for (int p = 0; p < K; p++) {
+                s += (long double)TA[i * K + p] * g.B[p * N + j];
+                u += (long double)g.A[i * K + p] * TB[p * N + j];
+            }
+            both[i * N + j] = (double)(s + u);
+            onlyb[i * N + j] = (double)u;
+        }
+    cr_assert_eq(sl_jvp(t, c, 2, (sl_var *[]){a, b}, (const double *[]){TA, TB}, dy), SL_OK, "%s",
+                 sl_tape_error(t));
+    for (int i = 0; i < M * N; i++)
+        cr_expect(near(dy[i], both[i], 1e-12, 1e-12), "tangent[%d] = %.17g, want %.17g", i, dy[i],
+                  both[i]);
+    cr_assert_eq(sl_jvp(t, c, 1, &b, (const double *[]){TB}, dy), SL_OK, "%s", sl_tape_error(t));
+    for (int i = 0; i < M * N; i++)
+        cr_expect(near(dy[i], onlyb[i], 1e-12, 1e-12), "tangent b[%d] = %.17g, want %.17g", i,
+                  dy[i], onlyb[i]);
+    free(TA), free(TB), free(both), free(onlyb), free(dy);
+    sl_tape_free(t);
+    free(G), free(dA), free(dB);
+    gemm_case_free(&g);
+}

@@ -19,9 +19,20 @@
 #define SOFTPLUS_THRESHOLD 20.0             /* PyTorch's default: z > 20 returns z */
 
 /* a = 1/(1+e^-z);  da/dz = a(1-a)  (exactly 1/4 at z = 0) */
-SL__MAP_OP(sigmoid, sl__sigmoid(z), g *a * (1.0 - a))
+/* sl__sigmoid vectorised: e = exp(-|z|) for the whole array (vmath.c), then
+ * 1/(1+e) for z >= 0 and e/(1+e) below - the same two overflow-free branches */
+static void sigmoid_forward(sl_var *out) {
+    const double *x = out->in[0]->val;
+    double *o = out->val;
+    const size_t n = out->n;
+    for (size_t i = 0; i < n; i++) o[i] = -fabs(x[i]);
+    sl__vexp(o, o, n);
+    for (size_t i = 0; i < n; i++) o[i] = x[i] >= 0 ? 1.0 / (1.0 + o[i]) : o[i] / (1.0 + o[i]);
+}
+SL__MAP_RULES(sigmoid, g *a * (1.0 - a))
 /* a = tanh z;  da/dz = 1 - a^2 */
-SL__MAP_OP(tanh, tanh(z), g * (1.0 - a * a))
+static void tanh_forward(sl_var *out) { sl__vtanh(out->val, out->in[0]->val, out->n); }
+SL__MAP_RULES(tanh, g * (1.0 - a * a))
 /* a = max(0, z) (NaN propagates);  da/dz = 1 for a > 0, else 0 (z = 0: 0, as PyTorch) */
 SL__MAP_OP(relu, z > 0 ? z : (z <= 0 ? 0.0 : z), a > 0 ? g : 0.0)
 /* a = z for z > 0, alpha z otherwise;  da/dz = 1 for z > 0, else alpha (z = 0: alpha) */
@@ -153,6 +164,14 @@ static const sl_op_case gelu_cases[] = {
     {.name = #NAME, .arity = 1, .shape = SHAPE, .forward = NAME##_forward,                    \
      .backward = NAME##_backward, .jvp = NAME##_jvp, .signature = SIG, .formula = F, .derivative = D,            \
      .kinks = K, .domain = {DOM}, .kind = SL_KIND_MAP, .defaults = {.alpha = ALPHA}}
+#define ACTK(NAME, SIG, SHAPE, F, D, K, DOM, ALPHA, KINK)                                     \
+    {.name = #NAME, .arity = 1, .shape = SHAPE, .forward = NAME##_forward,                    \
+     .backward = NAME##_backward, .jvp = NAME##_jvp, .signature = SIG, .formula = F,          \
+     .derivative = D, .kinks = K, .kink = KINK, .domain = {DOM}, .kind = SL_KIND_MAP,         \
+     .defaults = {.alpha = ALPHA}}
+/* The kink declarations the checks test (see sl_kink): at 0, slope 0 or alpha. */
+#define KINK_AT_0_SLOPE_0 {.present = 1, .at = 0.0, .slope = 0.0}
+#define KINK_AT_0_SLOPE_ALPHA {.present = 1, .at = 0.0, .slope_is_alpha = 1}
 
 enum {
     SIGMOID, TANH, RELU, LEAKY_RELU, /* the seed course's four, first */
@@ -164,11 +183,11 @@ const sl_op sl__activation_ops[] = {
                     "da/dz = a(1-a), from the saved output", NULL, SL_DOMAIN_REAL, 0),
     [TANH] = ACT(tanh, "sl_tanh(t, x)", sl__shape_same, "a = tanh z", "da/dz = 1-a^2, from the saved output",
                  NULL, SL_DOMAIN_REAL, 0),
-    [RELU] = ACT(relu, "sl_relu(t, x)", sl__shape_same, "a = max(0, z)", "da/dz = 1 if z > 0 else 0",
-                 "z = 0: subgradient 0 (as PyTorch)", SL_DOMAIN_NONZERO, 0),
-    [LEAKY_RELU] = ACT(leaky_relu, "sl_leaky_relu(t, x, alpha)", alpha_shape, "a = z if z > 0 else alpha*z",
-                       "da/dz = 1 if z > 0 else alpha", "z = 0: alpha (as PyTorch)",
-                       SL_DOMAIN_NONZERO, 0.01),
+    [RELU] = ACTK(relu, "sl_relu(t, x)", sl__shape_same, "a = max(0, z)", "da/dz = 1 if z > 0 else 0",
+                  "z = 0: subgradient 0 (as PyTorch)", SL_DOMAIN_NONZERO, 0, KINK_AT_0_SLOPE_0),
+    [LEAKY_RELU] = ACTK(leaky_relu, "sl_leaky_relu(t, x, alpha)", alpha_shape, "a = z if z > 0 else alpha*z",
+                        "da/dz = 1 if z > 0 else alpha", "z = 0: alpha (as PyTorch)",
+                        SL_DOMAIN_NONZERO, 0.01, KINK_AT_0_SLOPE_ALPHA),
     [SOFTPLUS] = ACT(softplus, "sl_softplus(t, x)", sl__shape_same,
                      "a = log(1+e^z) = max(z,0) + log1p(e^-|z|); a = z for z > 20 (PyTorch: beta 1, "
                      "threshold 20)",
@@ -179,6 +198,7 @@ const sl_op sl__activation_ops[] = {
              .formula = "a = z if z > 0 else alpha*(e^z-1) (alpha finite)",
              .derivative = "da/dz = 1 if z > 0 else a+alpha (= alpha*e^z), from the saved output",
              .kinks = "z = 0: alpha (as PyTorch); a kink unless alpha = 1",
+             .kink = KINK_AT_0_SLOPE_ALPHA, /* backward at 0: g*(a+alpha) with a = 0 */
              .domain = {SL_DOMAIN_NONZERO}, .kind = SL_KIND_CUSTOM, .cases = elu_cases,
              .ncases = N(elu_cases), .defaults = {.alpha = 1.0}},
     [GELU] = {.name = "gelu", .arity = 1, .shape = gelu_shape, .forward = gelu_forward,

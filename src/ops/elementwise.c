@@ -87,8 +87,11 @@ static void div_jvp(sl_var *out) { /* t = (ta - out tb) / b */
 /* ---- unary: x (any shape) -> out (same shape) ---- */
 
 SL__MAP_OP(neg, -z, -g)
-SL__MAP_OP(exp, exp(z), g *a)                 /* d/dz e^z = e^z: the saved output */
-SL__MAP_OP(log, log(z), g / z)
+/* exp and log run their forward loops through the vector kernels (vmath.c) */
+static void exp_forward(sl_var *out) { sl__vexp(out->val, out->in[0]->val, out->n); }
+SL__MAP_RULES(exp, g *a)                      /* d/dz e^z = e^z: the saved output */
+static void log_forward(sl_var *out) { sl__vlog(out->val, out->in[0]->val, out->n); }
+SL__MAP_RULES(log, g / z)
 SL__MAP_OP(sqrt, sqrt(z), g * 0.5 / a)        /* 1/(2 sqrt z) from the saved output */
 SL__MAP_OP(abs, fabs(z), z > 0 ? g : (z < 0 ? -g : 0.0)) /* sign(0) = 0, as PyTorch */
 SL__MAP_OP(square, z *z, g * 2.0 * z)
@@ -142,6 +145,7 @@ const sl_op sl__elementwise_ops[] = {
     [ABS] = {.name = "abs", .arity = 1, .shape = sl__shape_same, .forward = abs_forward,
              .backward = abs_backward, .jvp = abs_jvp, .signature = "sl_abs(t, x)", .formula = "a = |z|",
              .derivative = "da/dz = sign(z)", .kinks = "z = 0: subgradient 0 (as PyTorch)",
+             .kink = {.present = 1, .at = 0.0, .slope = 0.0},
              .domain = {SL_DOMAIN_NONZERO}, .kind = SL_KIND_MAP},
     [SQUARE] = MAP(square, "sl_square(t, x)", "a = z^2", "da/dz = 2z", SL_DOMAIN_REAL),
     [SIN] = MAP(sin, "sl_sin(t, x)", "a = sin z", "da/dz = cos z", SL_DOMAIN_REAL),

@@ -1,53 +1,14 @@
 /*
  * linalg.c - matmul, transpose and reshape.
  *
- * One kernel, sl__gemm, serves the three products matmul needs - C = A.B,
- * dA += dC.B^T and dB += A^T.dC - reading the operands in place (no
- * transposed copy). Loop orders keep the innermost loop contiguous so the
- * compiler vectorises it.
+ * One kernel, sl__gemm (gemm.c), serves the three products matmul needs -
+ * C = A.B, dA += dC.B^T and dB += A^T.dC - reading the operands in place (no
+ * transposed copy): packed and cache-blocked for large products, direct
+ * loops for small ones and matrix-vector shapes.
  */
 #include "map.h"
 
 #include <string.h>
-
-/* C (m,n) (+)= op(A) op(B), op(A) (m,k), op(B) (k,n); ta/tb: operand stored
- * transposed, i.e. A is (k,m) / B is (n,k) in memory. accumulate = 0
- * overwrites C. Row-major, leading dimensions = row lengths as stored. */
-void sl__gemm(int ta, int tb, size_t m, size_t n, size_t k, const double *A, const double *B,
-              double *C, int accumulate) {
-    if (!accumulate) memset(C, 0, m * n * sizeof *C);
-    if (!ta && !tb) { /* C[i,:] += A[i,p] B[p,:] */
-        for (size_t i = 0; i < m; i++) {
-            double *c = C + i * n;
-            for (size_t p = 0; p < k; p++) {
-                const double a = A[i * k + p], *b = B + p * n;
-                for (size_t j = 0; j < n; j++) c[j] += a * b[j];
-            }
-        }
-    } else if (!ta && tb) { /* C[i,j] += dot(A[i,:], B[j,:]) */
-        for (size_t i = 0; i < m; i++)
-            for (size_t j = 0; j < n; j++) {
-                const double *a = A + i * k, *b = B + j * k;
-                double s = 0.0;
-                for (size_t p = 0; p < k; p++) s += a[p] * b[p];
-                C[i * n + j] += s;
-            }
-    } else if (ta && !tb) { /* C[i,:] += A[p,i] B[p,:] */
-        for (size_t p = 0; p < k; p++)
-            for (size_t i = 0; i < m; i++) {
-                const double a = A[p * m + i], *b = B + p * n;
-                double *c = C + i * n;
-                for (size_t j = 0; j < n; j++) c[j] += a * b[j];
-            }
-    } else { /* C[i,j] += sum_p A[p,i] B[j,p] */
-        for (size_t i = 0; i < m; i++)
-            for (size_t j = 0; j < n; j++) {
-                double s = 0.0;
-                for (size_t p = 0; p < k; p++) s += A[p * m + i] * B[j * k + p];
-                C[i * n + j] += s;
-            }
-    }
-}
 
 /* matmul: a (m,k), b (k,n) -> out (m,n);  da += g.b^T, db += a^T.g */
 static int matmul_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_attrs *at,
@@ -82,9 +43,9 @@ static void matmul_jvp(sl_var *out) { /* t = ta.b + a.tb */
     const sl_var *a = out->in[0], *b = out->in[1];
     size_t m = (size_t)a->dims[0], k = (size_t)a->dims[1], n = (size_t)b->dims[1];
     const double *ta = sl__tan(a), *tb = sl__tan(b);
-    memset(out->tan, 0, out->n * sizeof(double));
-    if (ta) sl__gemm(0, 0, m, n, k, ta, b->val, out->tan, 1);
-    if (tb) sl__gemm(0, 0, m, n, k, a->val, tb, out->tan, 1);
+    if (!ta && !tb) memset(out->tan, 0, out->n * sizeof(double));
+    if (ta) sl__gemm(0, 0, m, n, k, ta, b->val, out->tan, 0);
+    if (tb) sl__gemm(0, 0, m, n, k, a->val, tb, out->tan, ta != NULL);
 }
 
 /* transpose: x (m,n) -> out (n,m);  dx = g^T */

@@ -28,6 +28,11 @@ static inline double sl__sigmoid(double z) {
  * an element-wise op's Jacobian is diagonal, so forward and reverse mode
  * apply the same derivative. */
 #define SL__MAP_OP(NAME, FWD, BWD)                                                            \
+    SL__MAP_FORWARD(NAME, FWD)                                                                \
+    SL__MAP_RULES(NAME, BWD)
+
+/* The forward loop alone. */
+#define SL__MAP_FORWARD(NAME, FWD)                                                            \
     static void NAME##_forward(sl_var *out) {                                                 \
         const double *x = out->in[0]->val;                                                    \
         double *o = out->val;                                                                 \
@@ -37,7 +42,10 @@ static inline double sl__sigmoid(double z) {
             const double z = x[i];                                                            \
             o[i] = (FWD);                                                                     \
         }                                                                                     \
-    }                                                                                         \
+    }
+
+/* Backward and tangent rules from one derivative expression (see above). */
+#define SL__MAP_RULES(NAME, BWD)                                                              \
     static void NAME##_backward(sl_var *out) {                                                \
         double *dx = out->in[0]->grad;                                                        \
         if (!dx) return;                                                                      \
@@ -101,11 +109,33 @@ static inline double sl__sigmoid(double z) {
                     for (int i2 = 0; i2 < d_[2]; i2++) {                                      \
                         const size_t ba_ = i0 * sa_[0] + i1 * sa_[1] + i2 * sa_[2];           \
                         const size_t bb_ = i0 * sb_[0] + i1 * sb_[1] + i2 * sb_[2];           \
-                        for (int i3 = 0; i3 < d_[3]; i3++, k++) {                             \
-                            const size_t ia = ba_ + i3 * sa_[3], ib = bb_ + i3 * sb_[3];      \
-                            (void)ia, (void)ib;                                               \
-                            BODY;                                                             \
-                        }                                                                     \
+                        const size_t n3_ = (size_t)d_[3];                                     \
+                        /* the innermost axis: contiguous or broadcast on each side, so   */  \
+                        /* the common patterns ([m,n] op [m,1], [m,n] op [n]) vectorise   */  \
+                        if (sa_[3] == 1 && sb_[3] == 0)                                       \
+                            for (size_t i3 = 0; i3 < n3_; i3++, k++) {                        \
+                                const size_t ia = ba_ + i3, ib = bb_;                         \
+                                (void)ia, (void)ib;                                           \
+                                BODY;                                                         \
+                            }                                                                 \
+                        else if (sa_[3] == 1 && sb_[3] == 1)                                  \
+                            for (size_t i3 = 0; i3 < n3_; i3++, k++) {                        \
+                                const size_t ia = ba_ + i3, ib = bb_ + i3;                    \
+                                (void)ia, (void)ib;                                           \
+                                BODY;                                                         \
+                            }                                                                 \
+                        else if (sa_[3] == 0 && sb_[3] == 1)                                  \
+                            for (size_t i3 = 0; i3 < n3_; i3++, k++) {                        \
+                                const size_t ia = ba_, ib = bb_ + i3;                         \
+                                (void)ia, (void)ib;                                           \
+                                BODY;                                                         \
+                            }                                                                 \
+                        else                                                                  \
+                            for (size_t i3 = 0; i3 < n3_; i3++, k++) {                        \
+                                const size_t ia = ba_ + i3 * sa_[3], ib = bb_ + i3 * sb_[3];  \
+                                (void)ia, (void)ib;                                           \
+                                BODY;                                                         \
+                            }                                                                 \
                     }                                                                         \
         }                                                                                     \
     } while (0)

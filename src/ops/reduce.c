@@ -54,6 +54,15 @@ static void sum_forward(sl_var *out) {
     view v = view_of(out);
     const double *x = out->in[0]->val;
     double *o = out->val;
+    if (v.inner == 1) { /* reducing the last axis (or all): one running sum per row */
+        for (size_t p = 0; p < v.outer; p++) {
+            const double *xr = x + p * v.len;
+            double s = 0.0;
+            for (size_t j = 0; j < v.len; j++) s += xr[j];
+            o[p] = s;
+        }
+        return;
+    }
     memset(o, 0, out->n * sizeof *o);
     for (size_t p = 0; p < v.outer; p++)
         for (size_t j = 0; j < v.len; j++) {
@@ -67,6 +76,14 @@ static void spread(sl_var *out, double scale) {
     if (!dx) return;
     view v = view_of(out);
     const double *g = out->grad;
+    if (v.inner == 1) {
+        for (size_t p = 0; p < v.outer; p++) {
+            const double gp = g[p] * scale;
+            double *dr = dx + p * v.len;
+            for (size_t j = 0; j < v.len; j++) dr[j] += gp;
+        }
+        return;
+    }
     for (size_t p = 0; p < v.outer; p++)
         for (size_t j = 0; j < v.len; j++) {
             double *dr = dx + (p * v.len + j) * v.inner;
@@ -187,22 +204,22 @@ static const sl_op_case reduce_cases[] = {
 };
 #define NCASES ((int)(sizeof reduce_cases / sizeof reduce_cases[0]))
 
-#define RED(NAME, F, D, K, DOM)                                                               \
+#define RED(NAME, F, D, K, DOM, TIES)                                                          \
     {.name = #NAME, .arity = 1, .shape = reduce_shape, .forward = NAME##_forward,             \
      .backward = NAME##_backward, .jvp = NAME##_jvp, .signature = "sl_" #NAME "(t, x, axis, keepdim)",           \
      .formula = F, .derivative = D, .kinks = K, .domain = {DOM}, .kind = SL_KIND_CUSTOM,      \
-     .cases = reduce_cases, .ncases = NCASES}
+     .cases = reduce_cases, .ncases = NCASES, .kink = {.ties = TIES}}
 
 enum { SUM, MEAN, MAX, LOGSUMEXP, NOPS };
 
 const sl_op sl__reduce_ops[] = {
-    [SUM] = RED(sum, "out = sum_j x_j over the axis", "dx_j = g", NULL, SL_DOMAIN_REAL),
-    [MEAN] = RED(mean, "out = (1/n) sum_j x_j over the axis", "dx_j = g/n", NULL, SL_DOMAIN_REAL),
+    [SUM] = RED(sum, "out = sum_j x_j over the axis", "dx_j = g", NULL, SL_DOMAIN_REAL, 0),
+    [MEAN] = RED(mean, "out = (1/n) sum_j x_j over the axis", "dx_j = g/n", NULL, SL_DOMAIN_REAL, 0),
     [MAX] = RED(max, "out = max_j x_j over the axis (NaN propagates)",
                 "dx_j = g/k where x_j = out (k ties), else 0",
-                "ties: the gradient is shared equally among the k maxima", SL_DOMAIN_DISTINCT),
+                "ties: the gradient is shared equally among the k maxima", SL_DOMAIN_DISTINCT, 1),
     [LOGSUMEXP] = RED(logsumexp, "out = m + log sum_j e^(x_j - m), m = max_j x_j",
-                      "dx_j = g e^(x_j - out) (the softmax)", NULL, SL_DOMAIN_REAL),
+                      "dx_j = g e^(x_j - out) (the softmax)", NULL, SL_DOMAIN_REAL, 0),
 };
 const int sl__reduce_nops = NOPS;
 
