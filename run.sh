@@ -46,6 +46,12 @@ demo)
     ;;
 test)
     need_packages test
+    if command -v clang-format >/dev/null 2>&1; then
+        echo "== formatting (.clang-format)"
+        git ls-files '*.c' '*.h' | xargs clang-format --dry-run -Werror
+    else
+        echo "== formatting check skipped: clang-format is not installed"
+    fi
     echo "== -Wall -Wextra -Werror build"
     configure_build build/ci -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLOPE_WERROR=ON
     (cd build/ci && ctest --output-on-failure -j "$JOBS")

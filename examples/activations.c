@@ -37,8 +37,8 @@ static double d_softsign(double z) { return 1.0 / ((1.0 + fabs(z)) * (1.0 + fabs
 static double d_log_sigmoid(double z) { return 1.0 - sigmoid(z); }
 
 typedef struct act {
-    const char *name;      /* registry name */
-    double alpha;          /* attribute (leaky_relu, elu) */
+    const char *name; /* registry name */
+    double alpha;     /* attribute (leaky_relu, elu) */
     double (*deriv)(double);
     const char *label;
 } act;
@@ -68,18 +68,17 @@ static void panel(FILE *f, int col, int row, const act *ac, const double *z, con
     }
     if (hi > 5.5) hi = 5.5;
     if (lo < -5.5) lo = -5.5;
-#define PX(v) (x0 + ((v) - ZMIN) / (ZMAX - ZMIN) * W)
-#define PY(v) (y0 + H - ((v) - lo) / (hi - lo) * H)
-    fprintf(f, "<rect x='%g' y='%g' width='%g' height='%g' fill='white' stroke='#999'/>\n", x0,
-            y0, W, H);
-    fprintf(f, "<line x1='%g' y1='%g' x2='%g' y2='%g' stroke='#ccc'/>\n", x0, PY(0), x0 + W,
-            PY(0));
-    fprintf(f, "<line x1='%g' y1='%g' x2='%g' y2='%g' stroke='#ccc'/>\n", PX(0), y0, PX(0),
-            y0 + H);
+#define PX(v) (x0 + ((v)-ZMIN) / (ZMAX - ZMIN) * W)
+#define PY(v) (y0 + H - ((v)-lo) / (hi - lo) * H)
+    fprintf(f, "<rect x='%g' y='%g' width='%g' height='%g' fill='white' stroke='#999'/>\n", x0, y0,
+            W, H);
+    fprintf(f, "<line x1='%g' y1='%g' x2='%g' y2='%g' stroke='#ccc'/>\n", x0, PY(0), x0 + W, PY(0));
+    fprintf(f, "<line x1='%g' y1='%g' x2='%g' y2='%g' stroke='#ccc'/>\n", PX(0), y0, PX(0), y0 + H);
     fprintf(f, "<text x='%g' y='%g' font-size='13' font-family='sans-serif'>%s</text>\n", x0,
             y0 - 8, ac->label);
-    fprintf(f, "<text x='%g' y='%g' font-size='10' fill='#666' font-family='sans-serif' "
-               "text-anchor='end'>y in [%.2g, %.2g], z in [-5, 5]</text>\n",
+    fprintf(f,
+            "<text x='%g' y='%g' font-size='10' fill='#666' font-family='sans-serif' "
+            "text-anchor='end'>y in [%.2g, %.2g], z in [-5, 5]</text>\n",
             x0 + W - 4, y0 + H - 4, lo, hi);
     const double *ys[3] = {a, da, cf};
     const char *style[3] = {"stroke='#1f77b4' stroke-width='2'",
@@ -113,8 +112,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     const int cols = 5, rows = (NACTS + cols - 1) / cols;
-    fprintf(f, "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d'>\n",
-            20 + cols * 280, 70 + rows * 250);
+    fprintf(f, "<svg xmlns='http://www.w3.org/2000/svg' width='%d' height='%d'>\n", 20 + cols * 280,
+            70 + rows * 250);
     fprintf(f, "<text x='20' y='20' font-size='15' font-family='sans-serif'>activation "
                "(blue), slope's backward (orange), closed-form derivative (dashed) on "
                "[-5, 5]</text>\n");

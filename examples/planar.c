@@ -184,8 +184,8 @@ static void descend(sl_params *ps) {
 
 /* Train by replay + backward; print the cost every 1000 iterations when
  * verbose. Returns the training accuracy in percent, or -1 on error. */
-static double train(sl_tape *t, sl_params *ps, sl_var *A2, sl_var *cost, const double *Y,
-                    int iters, int verbose) {
+static double train(sl_tape *t, sl_params *ps, sl_var *A2, sl_var *cost, const double *Y, int iters,
+                    int verbose) {
     for (int i = 0; i < iters; i++) {
         if (i > 0 && sl_forward(t) != SL_OK) break;
         sl_params_zero_grad(ps);
@@ -253,7 +253,7 @@ static int plot_boundary(sl_params *ps, const double *X, const double *Y, int n_
 
     /* the course's colour map (Spectral): red for class 0, blue for class 1 */
     static const char *const region[] = {"#f4a582", "#92c5de"}, *const dot[] = {"#b2182b",
-                                                                                  "#2166ac"};
+                                                                                "#2166ac"};
     char title[128];
     snprintf(title, sizeof title, "Decision boundary for hidden layer size %d: accuracy %.2f %%",
              n_h, acc);
@@ -351,8 +351,10 @@ static int parse_sizes(const char *s, int *sizes, int max) {
         errno = 0;
         long v = strtol(p, &end, 10);
         if (end == p || errno || v < 1 || v > MAX_H || n == max || (*end && *end != ',')) {
-            fprintf(stderr, "planar: --sizes needs a list like 1,2,50 of sizes in [1, %d], "
-                            "got \"%s\"\n", MAX_H, s);
+            fprintf(stderr,
+                    "planar: --sizes needs a list like 1,2,50 of sizes in [1, %d], "
+                    "got \"%s\"\n",
+                    MAX_H, s);
             return -1;
         }
         sizes[n++] = (int)v;
@@ -363,8 +365,7 @@ static int parse_sizes(const char *s, int *sizes, int max) {
 
 /* The course's study: the same network with each number of hidden units. */
 static int hidden_layer_sizes(const double *X, const double *Y, const int *sizes, int nsizes,
-                              const char *initf, const char *outdir, long iters,
-                              const char *what) {
+                              const char *initf, const char *outdir, long iters, const char *what) {
     printf("slope planar: hidden layer sizes, 2 -> n_h tanh -> 1 sigmoid, %d points (%s), "
            "gradient descent lr %.1f, %ld iterations each\n",
            M, what, LR, iters);

@@ -43,15 +43,15 @@ extern "C" {
 /* ---------------------------------------------------------------- status */
 
 /* X(name, code, text): the one list of status codes. */
-#define SL_STATUS_MAP(X)                                                                  \
-    X(OK, 0, "no error")                                                                  \
-    X(ESHAPE, -1, "shape mismatch")                                                       \
-    X(EARG, -2, "bad argument")                                                           \
-    X(ENOMEM, -3, "out of memory")                                                        \
-    X(ESTATE, -4, "call out of order")                                                    \
-    X(ENONFINITE, -5, "non-finite value")                                                 \
-    X(EIO, -6, "input/output error")                                                      \
-    X(EFORMAT, -7, "bad file format")                                                     \
+#define SL_STATUS_MAP(X)                                                                           \
+    X(OK, 0, "no error")                                                                           \
+    X(ESHAPE, -1, "shape mismatch")                                                                \
+    X(EARG, -2, "bad argument")                                                                    \
+    X(ENOMEM, -3, "out of memory")                                                                 \
+    X(ESTATE, -4, "call out of order")                                                             \
+    X(ENONFINITE, -5, "non-finite value")                                                          \
+    X(EIO, -6, "input/output error")                                                               \
+    X(EFORMAT, -7, "bad file format")                                                              \
     X(EGRAD, -8, "gradient check failed")
 
 typedef enum sl_status {
@@ -208,12 +208,12 @@ sl_var *sl_use(sl_tape *t, sl_param *p);
 
 /* Attributes an op may read. Unused fields are ignored. */
 typedef struct sl_attrs {
-    double alpha;  /* leaky_relu/elu slope, pow exponent */
-    double beta;   /* reserved for ops with a second real parameter */
-    int axis;      /* reductions, softmax: SL_ALL or an axis (negative from the end) */
-    int keepdim;   /* reductions: 0 or 1 */
-    int mode;      /* gelu: SL_GELU_ERF or SL_GELU_TANH */
-    int ndim;      /* reshape: target rank ... */
+    double alpha;          /* leaky_relu/elu slope, pow exponent */
+    double beta;           /* reserved for ops with a second real parameter */
+    int axis;              /* reductions, softmax: SL_ALL or an axis (negative from the end) */
+    int keepdim;           /* reductions: 0 or 1 */
+    int mode;              /* gelu: SL_GELU_ERF or SL_GELU_TANH */
+    int ndim;              /* reshape: target rank ... */
     int dims[SL_MAX_DIMS]; /* ... and dims (one may be -1: inferred) */
 } sl_attrs;
 
@@ -223,13 +223,13 @@ typedef struct sl_attrs {
 
 /* Where gradient checks draw an input's values. */
 typedef enum sl_domain {
-    SL_DOMAIN_NONE = 0,   /* undeclared: the every-op check fails */
-    SL_DOMAIN_REAL,       /* uniform in [-2, 2] */
-    SL_DOMAIN_NONZERO,    /* +-[0.2, 2]: away from a kink or pole at 0 */
-    SL_DOMAIN_POSITIVE,   /* [0.2, 2] */
-    SL_DOMAIN_UNIT,       /* [0.05, 0.95], e.g. probabilities */
-    SL_DOMAIN_DISTINCT,   /* real, pairwise at least 0.1 apart (max: no ties) */
-    SL_DOMAIN_LABELS,     /* class indices 0..C-1: not differentiated */
+    SL_DOMAIN_NONE = 0, /* undeclared: the every-op check fails */
+    SL_DOMAIN_REAL,     /* uniform in [-2, 2] */
+    SL_DOMAIN_NONZERO,  /* +-[0.2, 2]: away from a kink or pole at 0 */
+    SL_DOMAIN_POSITIVE, /* [0.2, 2] */
+    SL_DOMAIN_UNIT,     /* [0.05, 0.95], e.g. probabilities */
+    SL_DOMAIN_DISTINCT, /* real, pairwise at least 0.1 apart (max: no ties) */
+    SL_DOMAIN_LABELS,   /* class indices 0..C-1: not differentiated */
 } sl_domain;
 
 /* How the every-op checks choose shapes for an op. */
@@ -284,18 +284,18 @@ typedef void (*sl_jvp_fn)(sl_var *out);
 typedef size_t (*sl_saved_fn)(const sl_var *out);
 
 struct sl_op {
-    const char *name;        /* registry key: "sigmoid" */
-    int arity;               /* 1..SL_MAX_INPUTS */
+    const char *name; /* registry key: "sigmoid" */
+    int arity;        /* 1..SL_MAX_INPUTS */
     sl_shape_fn shape;
     sl_forward_fn forward;
     sl_backward_fn backward;
-    sl_jvp_fn jvp;           /* forward mode; every built-in op has one */
-    sl_saved_fn saved;       /* NULL: nothing saved beyond the output */
-    const char *signature;   /* "sl_sigmoid(t, x)" */
-    const char *formula;     /* "a = 1/(1+e^-z)" */
-    const char *derivative;  /* "da/dz = a(1-a), from the saved output" */
-    const char *kinks;       /* convention at non-differentiable points, or NULL */
-    sl_kink kink;            /* the same, declared for the checks (zero: none) */
+    sl_jvp_fn jvp;          /* forward mode; every built-in op has one */
+    sl_saved_fn saved;      /* NULL: nothing saved beyond the output */
+    const char *signature;  /* "sl_sigmoid(t, x)" */
+    const char *formula;    /* "a = 1/(1+e^-z)" */
+    const char *derivative; /* "da/dz = a(1-a), from the saved output" */
+    const char *kinks;      /* convention at non-differentiable points, or NULL */
+    sl_kink kink;           /* the same, declared for the checks (zero: none) */
     sl_domain domain[SL_MAX_INPUTS];
     sl_op_kind kind;
     const sl_op_case *cases; /* SL_KIND_CUSTOM: the check's cases ... */
@@ -304,13 +304,13 @@ struct sl_op {
 };
 
 /* Reading a node from inside an op's kernels. */
-const sl_var *sl_in(const sl_var *out, int k);      /* input k of an op node */
+const sl_var *sl_in(const sl_var *out, int k); /* input k of an op node */
 const sl_attrs *sl_attrs_of(const sl_var *v);
-double *sl_out_data(sl_var *out);                   /* the node's value, writable */
-double *sl_grad_data(const sl_var *v);              /* writable gradient, NULL if none */
-double *sl_saved_data(sl_var *out);                 /* the saved buffer (sl_op.saved) */
-const sl_op *sl_op_of(const sl_var *v);             /* NULL for a leaf */
-double *sl_tangent_data(const sl_var *v);           /* tangent in the current sl_jvp, or NULL */
+double *sl_out_data(sl_var *out);         /* the node's value, writable */
+double *sl_grad_data(const sl_var *v);    /* writable gradient, NULL if none */
+double *sl_saved_data(sl_var *out);       /* the saved buffer (sl_op.saved) */
+const sl_op *sl_op_of(const sl_var *v);   /* NULL for a leaf */
+double *sl_tangent_data(const sl_var *v); /* tangent in the current sl_jvp, or NULL */
 
 /* The registry. Built-in ops are registered before the first call returns. */
 const sl_op *sl_op_find(const char *name);
@@ -381,36 +381,36 @@ typedef struct sl_gradcheck_opts {
 } sl_gradcheck_opts;
 
 typedef struct sl_gradcheck_report {
-    int ok;               /* 1 if every check passed */
-    const char *failed;   /* "" or which check failed first (static string): "vjp" (the
-                             backward rule), "jvp" (the tangent rule), "fd" (finite differences
-                             disagree with both modes), "dot" (<v,Ju> != <J^T v,u>), "order"
-                             (the Taylor remainder does not shrink like h^2), "kink"
-                             (sl_gradcheck_op: the rules break the op's declared kink or
-                             ties convention) */
-    int ncases;           /* cases checked (sl_gradcheck_op) */
-    size_t nchecked;      /* Jacobian entries (or projections, in fast mode) compared */
-    size_t kinks;         /* entries accepted at a kink ("KINK-OK"): the finite differences
-                             disagree, but the one-sided differences differ (a real kink
-                             inside the step) and both modes lie between them; counted
-                             also when the order test's direction crosses a kink */
-    int fast;             /* 1 if this was a fast (projection) check */
-    int jvp_checked;      /* 1 if forward mode took part (every op on the path has a jvp) */
-    double max_abs_err;   /* reverse mode vs finite differences, over every entry */
-    double max_rel_err;   /* |a-n| / max(|n|, atol) over every entry */
-    double max_mode_err;  /* |reverse - forward| over every entry (no step involved) */
-    double dot_rel_err;   /* |<v,Ju> - <J^T v,u>| relative, for random u, v */
-    double taylor_order;  /* observed order of f(x+hu) - f(x) - h grad.u: ~2 when right */
+    int ok;              /* 1 if every check passed */
+    const char *failed;  /* "" or which check failed first (static string): "vjp" (the
+                            backward rule), "jvp" (the tangent rule), "fd" (finite differences
+                            disagree with both modes), "dot" (<v,Ju> != <J^T v,u>), "order"
+                            (the Taylor remainder does not shrink like h^2), "kink"
+                            (sl_gradcheck_op: the rules break the op's declared kink or
+                            ties convention) */
+    int ncases;          /* cases checked (sl_gradcheck_op) */
+    size_t nchecked;     /* Jacobian entries (or projections, in fast mode) compared */
+    size_t kinks;        /* entries accepted at a kink ("KINK-OK"): the finite differences
+                            disagree, but the one-sided differences differ (a real kink
+                            inside the step) and both modes lie between them; counted
+                            also when the order test's direction crosses a kink */
+    int fast;            /* 1 if this was a fast (projection) check */
+    int jvp_checked;     /* 1 if forward mode took part (every op on the path has a jvp) */
+    double max_abs_err;  /* reverse mode vs finite differences, over every entry */
+    double max_rel_err;  /* |a-n| / max(|n|, atol) over every entry */
+    double max_mode_err; /* |reverse - forward| over every entry (no step involved) */
+    double dot_rel_err;  /* |<v,Ju> - <J^T v,u>| relative, for random u, v */
+    double taylor_order; /* observed order of f(x+hu) - f(x) - h grad.u: ~2 when right */
     /* the worst entry (largest |a-n| / (atol + rtol|n|)) */
-    int worst_input;      /* index into the inputs */
-    size_t worst_elem;    /* flat element index in that input */
-    size_t worst_out;     /* flat element index in the output */
-    double analytic;      /* reverse mode (VJP) */
-    double forward;       /* forward mode (JVP); NaN if not checked */
-    double numeric;       /* finite differences */
+    int worst_input;   /* index into the inputs */
+    size_t worst_elem; /* flat element index in that input */
+    size_t worst_out;  /* flat element index in the output */
+    double analytic;   /* reverse mode (VJP) */
+    double forward;    /* forward mode (JVP); NaN if not checked */
+    double numeric;    /* finite differences */
     double abs_err, rel_err;
-    char shapes[128];     /* sl_gradcheck_op: the worst case: input shapes and attributes */
-    char message[512];    /* a sentence naming what failed, or "" */
+    char shapes[128];  /* sl_gradcheck_op: the worst case: input shapes and attributes */
+    char message[512]; /* a sentence naming what failed, or "" */
 } sl_gradcheck_report;
 
 /* Verify the tape's derivatives of y (any shape) with respect to the leaves

@@ -83,7 +83,7 @@ static const char *verdict(bool have_f, bool vjp_fd, bool jvp_fd, bool modes, do
                            double n) {
     if (vjp_fd && jvp_fd && modes) return "";
     if (!have_f) return "vjp"; /* two witnesses only: the differences judge the backward rule */
-    if (!modes) { /* the modes differ: the one farther from the differences is wrong */
+    if (!modes) {              /* the modes differ: the one farther from the differences is wrong */
         if (vjp_fd != jvp_fd) return vjp_fd ? "jvp" : "vjp";
         return fabs(a - n) > fabs(f - n) ? "vjp" : "jvp";
     }
@@ -169,16 +169,16 @@ typedef struct check {
     int nin;
     sl_var *const *in;
     settings s;
-    size_t m, total;  /* outputs, input elements */
-    bool jvp;         /* every op on the path has a tangent rule */
-    double *yp, *ym;  /* f(x +- h) for the central differences */
+    size_t m, total;             /* outputs, input elements */
+    bool jvp;                    /* every op on the path has a tangent rule */
+    double *yp, *ym;             /* f(x +- h) for the central differences */
     double *kp, *km, *kp2, *km2; /* the kink probe: f(x +- h), f(x +- h/2) */
-    double kh;        /* the probe's step */
-    double *y0;       /* y at the unperturbed inputs */
+    double kh;                   /* the probe's step */
+    double *y0;                  /* y at the unperturbed inputs */
     double *seed, *dy;
-    double *kmask;    /* per input element: 1 if an entry of its column was KINK-OK */
-    double **tan;     /* per input: a tangent buffer */
-    double **x0;      /* per input: its values at entry, restored exactly */
+    double *kmask; /* per input element: 1 if an entry of its column was KINK-OK */
+    double **tan;  /* per input: a tangent buffer */
+    double **x0;   /* per input: its values at entry, restored exactly */
 } check;
 
 /* A failed step-free check (dot or order), named after the element checks. */
@@ -190,8 +190,7 @@ typedef struct stepfree {
 /* Every input back to its values at entry, bit for bit, and every node
  * recomputed from them. */
 static int restore_inputs(check *c) {
-    for (int k = 0; k < c->nin; k++)
-        memcpy(c->in[k]->val, c->x0[k], c->in[k]->n * sizeof(double));
+    for (int k = 0; k < c->nin; k++) memcpy(c->in[k]->val, c->x0[k], c->in[k]->n * sizeof(double));
     return sl_forward(c->t);
 }
 
@@ -240,8 +239,7 @@ static int probe_column(check *c, int k, size_t e) {
  * mode between the one-sided slopes. */
 static bool kink_ok(const check *c, size_t j, double a, double f) {
     double lo, hi;
-    if (!one_sided_kink(c->y0[j], c->kp[j], c->km[j], c->kp2[j], c->km2[j], c->kh, &c->s, &lo,
-                        &hi))
+    if (!one_sided_kink(c->y0[j], c->kp[j], c->km[j], c->kp2[j], c->km2[j], c->kh, &c->s, &lo, &hi))
         return false;
     return in_band(a, lo, hi, &c->s) && (!have_forward(a, f) || in_band(f, lo, hi, &c->s));
 }
@@ -289,11 +287,9 @@ static int dot_test(check *c, sl_rng *rng, sl_gradcheck_report *r, stepfree *sf)
 /* phi(x + h u) with phi = <v, f>, for the direction held in c->tan. */
 static int phi_at(check *c, double h, double *phi) {
     for (int k = 0; k < c->nin; k++)
-        for (size_t e = 0; e < c->in[k]->n; e++)
-            c->in[k]->val[e] = c->x0[k][e] + h * c->tan[k][e];
+        for (size_t e = 0; e < c->in[k]->n; e++) c->in[k]->val[e] = c->x0[k][e] + h * c->tan[k][e];
     int rc = sl_forward(c->t);
-    for (int k = 0; k < c->nin; k++)
-        memcpy(c->in[k]->val, c->x0[k], c->in[k]->n * sizeof(double));
+    for (int k = 0; k < c->nin; k++) memcpy(c->in[k]->val, c->x0[k], c->in[k]->n * sizeof(double));
     double s = 0.0;
     for (size_t j = 0; j < c->m; j++) s += c->seed[j] * c->y->val[j];
     *phi = s;
@@ -584,10 +580,10 @@ int sl_gradcheck(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
         if (rc == SL_OK) rc = restore_inputs(&c);
         if (rc == SL_OK && !r->ok) {
             /* fall back to the full Jacobian to name the worst element */
-            const bool fits = 2.0 * (double)m * (double)total * sizeof(double) <
-                              (double)(SIZE_MAX / 2);
-            double *jb = fits ? t->arena.a.alloc(2 * m * total * sizeof(double) + 1, t->arena.a.ud)
-                              : NULL;
+            const bool fits =
+                2.0 * (double)m * (double)total * sizeof(double) < (double)(SIZE_MAX / 2);
+            double *jb =
+                fits ? t->arena.a.alloc(2 * m * total * sizeof(double) + 1, t->arena.a.ud) : NULL;
             if (jb) {
                 /* the full check is the finer one (it knows kinks): its verdict stands */
                 sl_gradcheck_report full;
@@ -668,8 +664,8 @@ static const sl_op_case zip_cases[] = {
  * over axis -1: two tied maxima, three tied maxima, no tie. */
 static const double kink_offsets[] = {0.0, -0.7, 0.45, 0.0, 1.3, 0.0, -0.2};
 #define KINK_N NELEM(kink_offsets)
-static const double ties_input[12] = {0.3, 1.2, -0.5, 1.2, 0.7, 0.7, 0.7, -1.0,
-                                      0.1, -0.4, 0.9, 0.35};
+static const double ties_input[12] = {0.3, 1.2,  -0.5, 1.2,  0.7, 0.7,
+                                      0.7, -1.0, 0.1,  -0.4, 0.9, 0.35};
 enum { TIES_ROWS = 3, TIES_COLS = 4 };
 
 /* The op's own cases, before any kink or ties case. */
@@ -784,10 +780,10 @@ static void shapes_str(char *buf, size_t size, const sl_op *op, const sl_op_case
                        const sl_attrs *a) {
     size_t k = 0;
     buf[0] = '\0';
-#define PUT(...)                                                                              \
-    do {                                                                                      \
-        int w_ = snprintf(buf + k, size - k, __VA_ARGS__);                                    \
-        k = (w_ < 0 || (size_t)w_ >= size - k) ? size - 1 : k + (size_t)w_;                  \
+#define PUT(...)                                                                                   \
+    do {                                                                                           \
+        int w_ = snprintf(buf + k, size - k, __VA_ARGS__);                                         \
+        k = (w_ < 0 || (size_t)w_ >= size - k) ? size - 1 : k + (size_t)w_;                        \
     } while (0)
     for (int i = 0; i < op->arity; i++) {
         char sh[64];
@@ -814,8 +810,13 @@ static void shapes_str(char *buf, size_t size, const sl_op *op, const sl_op_case
 /* The options one case's sl_gradcheck runs with; fast = -1 forces the full
  * Jacobian (the kink and ties cases need its per-entry kink test). */
 static sl_gradcheck_opts case_opts(const settings *s, int fast) {
-    sl_gradcheck_opts o = {.eps = s->eps, .atol = s->atol, .rtol = s->rtol, .seed = s->seed,
-                           .case_index = -1, .plain = s->plain, .fast = fast,
+    sl_gradcheck_opts o = {.eps = s->eps,
+                           .atol = s->atol,
+                           .rtol = s->rtol,
+                           .seed = s->seed,
+                           .case_index = -1,
+                           .plain = s->plain,
+                           .fast = fast,
                            .projections = s->projections};
     return o;
 }
@@ -874,8 +875,8 @@ static int check_case(const sl_op *op, int ci, const settings *s, sl_gradcheck_r
         int nd = c->shape[k][0];
         size_t n = nd >= 0 && nd <= SL_MAX_DIMS ? sl__numel(nd, &c->shape[k][1]) : 0;
         if (nd < 0 || nd > SL_MAX_DIMS || n > sizeof data / sizeof data[0]) {
-            snprintf(r->message, sizeof r->message, "case %d: input %d has a bad or too large shape",
-                     ci, k);
+            snprintf(r->message, sizeof r->message,
+                     "case %d: input %d has a bad or too large shape", ci, k);
             r->ok = 0;
             sl_tape_free(t);
             return SL_EARG;
@@ -1133,10 +1134,14 @@ int sl_gradcheck_op(const sl_op *op, const sl_gradcheck_opts *opts, sl_gradcheck
         return SL_EARG;
     }
     const char *missing = NULL;
-    if (!op->formula || !op->formula[0]) missing = "a formula";
-    else if (!op->derivative || !op->derivative[0]) missing = "a derivative text";
-    else if (!op->signature || !op->signature[0]) missing = "a signature";
-    else if (!op->jvp) missing = "a tangent rule (jvp) for forward mode";
+    if (!op->formula || !op->formula[0])
+        missing = "a formula";
+    else if (!op->derivative || !op->derivative[0])
+        missing = "a derivative text";
+    else if (!op->signature || !op->signature[0])
+        missing = "a signature";
+    else if (!op->jvp)
+        missing = "a tangent rule (jvp) for forward mode";
     else if ((op->kink.present || op->kink.ties) && (!op->kinks || !op->kinks[0]))
         missing = "a kinks text for its declared kink convention";
     else if ((op->kink.present || op->kink.ties) && op->arity != 1)
@@ -1153,8 +1158,8 @@ int sl_gradcheck_op(const sl_op *op, const sl_gradcheck_opts *opts, sl_gradcheck
     }
     if (s.case_index >= nc) {
         snprintf(r->message, sizeof r->message,
-                 "sl_gradcheck_op: case %d out of range (op \"%s\" has %d)", s.case_index,
-                 op->name, nc);
+                 "sl_gradcheck_op: case %d out of range (op \"%s\" has %d)", s.case_index, op->name,
+                 nc);
         r->ok = 0;
         return SL_EARG;
     }
@@ -1175,7 +1180,7 @@ int sl_gradcheck_op(const sl_op *op, const sl_gradcheck_opts *opts, sl_gradcheck
     }
     if (!r->ok && rc == SL_OK) rc = SL_EGRAD;
     if (rc != SL_OK && r->message[0]) {
-        char msg[400]; /* the case's sentence, after "<op> at <shapes>: " */
+        char msg[400];                   /* the case's sentence, after "<op> at <shapes>: " */
         size_t len = strlen(r->message); /* NUL-terminated by snprintf */
         if (len > sizeof msg - 1) len = sizeof msg - 1;
         memcpy(msg, r->message, len);
@@ -1233,8 +1238,8 @@ static const char *num_str(char *buf, size_t size, const char *fmt, double v) {
     return buf;
 }
 
-static void print_case(FILE *out, int json, int width, const char *name, int ci,
-                       const char *shapes, int rc, const sl_gradcheck_report *r) {
+static void print_case(FILE *out, int json, int width, const char *name, int ci, const char *shapes,
+                       int rc, const sl_gradcheck_report *r) {
     char vb[48];
     const char *v = verdict_str(vb, sizeof vb, rc, r);
     const bool ok = rc == SL_OK && r->ok;
@@ -1296,8 +1301,7 @@ static void print_case(FILE *out, int json, int width, const char *name, int ci,
 }
 
 /* Every case of one op; returns its failed cases (1 for an op that cannot be checked). */
-static int check_op_cases(FILE *out, int json, int width, const sl_op *op, int *nok,
-                          int *nkink) {
+static int check_op_cases(FILE *out, int json, int width, const sl_op *op, int *nok, int *nkink) {
     int fails = 0, nc = sl_op_ncases(op);
     if (nc <= 0) nc = 1; /* still run once, to report what is missing */
     for (int ci = 0; ci < nc; ci++) {
@@ -1313,7 +1317,8 @@ static int check_op_cases(FILE *out, int json, int width, const sl_op *op, int *
             continue;
         }
         fails++;
-        if (rc != SL_OK && rc != SL_EGRAD) break; /* the op itself is incomplete: one line says why */
+        if (rc != SL_OK && rc != SL_EGRAD)
+            break; /* the op itself is incomplete: one line says why */
     }
     return fails;
 }
@@ -1330,8 +1335,7 @@ int sl_check_ops(FILE *out, int json, int nnames, const char *const *names) {
     }
     if (out && !json)
         fprintf(out, "%-*s %-36s %-10s %-10s %-10s %-6s %s\n", width, "op",
-                "case (shapes, attributes)", "max_abs", "max_rel", "|rev-fwd|", "order",
-                "verdict");
+                "case (shapes, attributes)", "max_abs", "max_rel", "|rev-fwd|", "order", "verdict");
     for (int i = 0; i < nops; i++) {
         const sl_op *op = all ? sl_op_at(i) : sl_op_find(names[i]);
         if (!op) {

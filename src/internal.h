@@ -22,10 +22,10 @@
 #define SL_ASSERT(c) ((void)0)
 #else
 #include <stdlib.h>
-#define SL_ASSERT(c)                                                                          \
-    ((c) ? (void)0                                                                            \
-         : (fprintf(stderr, "%s:%d: slope internal invariant failed: %s\n", __FILE__, __LINE__, \
-                    #c),                                                                      \
+#define SL_ASSERT(c)                                                                               \
+    ((c) ? (void)0                                                                                 \
+         : (fprintf(stderr, "%s:%d: slope internal invariant failed: %s\n", __FILE__, __LINE__,    \
+                    #c),                                                                           \
             abort()))
 #endif
 
@@ -39,9 +39,9 @@ typedef struct sl__chunk {
 
 typedef struct sl__arena {
     sl_allocator a;
-    sl__chunk *head;    /* first chunk */
-    sl__chunk *cur;     /* chunk being filled */
-    size_t total;       /* bytes obtained from the allocator */
+    sl__chunk *head; /* first chunk */
+    sl__chunk *cur;  /* chunk being filled */
+    size_t total;    /* bytes obtained from the allocator */
 } sl__arena;
 
 void sl__arena_init(sl__arena *ar, const sl_allocator *a);
@@ -68,12 +68,12 @@ struct sl_var {
     double *saved; /* op->saved(node) doubles, or NULL */
     double *tan;   /* forward-mode tangent (allocated by the first sl_jvp) */
     sl_tape *tape;
-    size_t n;    /* numel */
-    size_t id;   /* index in t->nodes */
+    size_t n;  /* numel */
+    size_t id; /* index in t->nodes */
     int ndim;
     int dims[SL_MAX_DIMS];
     unsigned flags;
-    int line;          /* where the node was recorded (SL_HERE), 0 if unknown */
+    int line; /* where the node was recorded (SL_HERE), 0 if unknown */
     const char *file;
     sl_attrs attrs;
 };
@@ -137,8 +137,7 @@ bool sl__axis(int axis, int ndim, int *out);
 /* Strides of `in` (rank nin) seen through the broadcast shape (rank nd): the
  * input's shape is right-aligned, broadcast axes get stride 0. Shapes are
  * padded to SL_MAX_DIMS on the left. */
-void sl__bcast_strides(int nd, const int *dims, int nin, const int *din, size_t *st,
-                       int *pdims);
+void sl__bcast_strides(int nd, const int *dims, int nin, const int *din, size_t *st, int *pdims);
 
 /* dx(in's shape) += dout(out's shape) summed over the broadcast axes:
  * undoes broadcasting in one place for every binary op. */

@@ -7,7 +7,6 @@
 
 #include <math.h>
 
-
 void sl_rng_seed(sl_rng *r, uint64_t seed) { r->state = seed; }
 
 uint64_t sl_rng_next(sl_rng *r) {

@@ -15,8 +15,8 @@
 
 const char *sl_status_name(int status) {
     switch (status) {
-#define X(name, code, text)                                                                   \
-    case code:                                                                                \
+#define X(name, code, text)                                                                        \
+    case code:                                                                                     \
         return "SL_" #name;
         SL_STATUS_MAP(X)
 #undef X
@@ -26,8 +26,8 @@ const char *sl_status_name(int status) {
 
 const char *sl_status_str(int status) {
     switch (status) {
-#define X(name, code, text)                                                                   \
-    case code:                                                                                \
+#define X(name, code, text)                                                                        \
+    case code:                                                                                     \
         return text;
         SL_STATUS_MAP(X)
 #undef X
@@ -147,8 +147,10 @@ static bool finite_or_fail(sl_tape *t, const sl_var *v, const double *buf, size_
              sl__shape_str(sh, owner->ndim, owner->dims), buf[e], ins[0] ? ins : "none");
     if (which >= 0) {
         size_t len = strlen(t->msg);
-        snprintf(t->msg + len, sizeof t->msg - len, " (gradient of input %d, from the backward "
-                 "rule of %s)", which, v->op->name);
+        snprintf(t->msg + len, sizeof t->msg - len,
+                 " (gradient of input %d, from the backward "
+                 "rule of %s)",
+                 which, v->op->name);
     }
     return false;
 }
@@ -220,11 +222,13 @@ static bool check_shape(sl_tape *t, who fn, int ndim, const int *dims) {
     size_t n = 1;
     for (int i = 0; i < ndim; i++) {
         if (dims[i] < 1) {
-            sl__fail(t, SL_EARG, "%s%s: dims[%d] = %d, every dim must be >= 1", fn.pre, fn.name, i, dims[i]);
+            sl__fail(t, SL_EARG, "%s%s: dims[%d] = %d, every dim must be >= 1", fn.pre, fn.name, i,
+                     dims[i]);
             return false;
         }
         if (n > SIZE_MAX / sizeof(double) / (size_t)dims[i]) {
-            sl__fail(t, SL_EARG, "%s%s: shape too large (element count overflows)", fn.pre, fn.name);
+            sl__fail(t, SL_EARG, "%s%s: shape too large (element count overflows)", fn.pre,
+                     fn.name);
             return false;
         }
         n *= (size_t)dims[i];
@@ -292,13 +296,12 @@ sl_var *sl_apply(sl_tape *t, const sl_op *op, int nin, sl_var *const *in, const 
      * has SL_MAX_INPUTS input slots, and forward/backward are called blindly */
     if (op->arity < 1 || op->arity > SL_MAX_INPUTS || !op->forward || !op->backward) {
         sl__fail(t, SL_EARG,
-                 "%s%s: malformed op (arity %d, must be 1..%d, with forward and backward)",
-                 fn.pre, fn.name, op->arity, SL_MAX_INPUTS);
+                 "%s%s: malformed op (arity %d, must be 1..%d, with forward and backward)", fn.pre,
+                 fn.name, op->arity, SL_MAX_INPUTS);
         return NULL;
     }
     if (nin != op->arity) {
-        sl__fail(t, SL_EARG, "%s%s: takes %d input(s), given %d", fn.pre, fn.name, op->arity,
-                 nin);
+        sl__fail(t, SL_EARG, "%s%s: takes %d input(s), given %d", fn.pre, fn.name, op->arity, nin);
         return NULL;
     }
     if (!check_inputs(t, fn, nin, in)) return NULL;
@@ -418,8 +421,7 @@ int sl__sweep(sl_tape *t, sl_var *y, const double *dy, const char *fname) {
         v->op->backward(v);
         if (t->check & SL_CHECK_FINITE)
             for (int k = 0; k < v->op->arity; k++)
-                if (v->in[k]->grad &&
-                    !finite_or_fail(t, v, v->in[k]->grad, v->in[k]->n, fname, k))
+                if (v->in[k]->grad && !finite_or_fail(t, v, v->in[k]->grad, v->in[k]->n, fname, k))
                     return t->status;
     }
     return SL_OK;
@@ -472,8 +474,7 @@ int sl_jvp(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs, const double *
     int rc = check_root(t, y, "sl_jvp");
     if (rc != SL_OK) return rc;
     if (nin < 0 || (nin > 0 && (!inputs || !tangents)) || !dy)
-        return sl__fail(t, SL_EARG, "sl_jvp: nin = %d with %s inputs/tangents/dy", nin,
-                        "NULL");
+        return sl__fail(t, SL_EARG, "sl_jvp: nin = %d with %s inputs/tangents/dy", nin, "NULL");
     for (size_t i = 0; i <= y->id; i++) t->nodes[i]->flags &= ~(unsigned)SL__NODE_TAN;
     for (int k = 0; k < nin; k++) {
         sl_var *x = inputs[k];

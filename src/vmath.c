@@ -26,11 +26,11 @@ AVX2 __m256d _ZGVdN4v_exp(__m256d x);
 AVX2 __m256d _ZGVdN4v_log(__m256d x);
 AVX2 __m256d _ZGVdN4v_tanh(__m256d x);
 
-#define VLOOP(NAME, VF, SF)                                                                   \
-    AVX2 static void NAME##_avx2(double *o, const double *x, size_t n) {                      \
-        size_t i = 0;                                                                         \
-        for (; i + 4 <= n; i += 4) _mm256_storeu_pd(o + i, VF(_mm256_loadu_pd(x + i)));      \
-        for (; i < n; i++) o[i] = SF(x[i]);                                                   \
+#define VLOOP(NAME, VF, SF)                                                                        \
+    AVX2 static void NAME##_avx2(double *o, const double *x, size_t n) {                           \
+        size_t i = 0;                                                                              \
+        for (; i + 4 <= n; i += 4) _mm256_storeu_pd(o + i, VF(_mm256_loadu_pd(x + i)));            \
+        for (; i < n; i++) o[i] = SF(x[i]);                                                        \
     }
 VLOOP(vexp, _ZGVdN4v_exp, exp)
 VLOOP(vlog, _ZGVdN4v_log, log)
@@ -56,10 +56,10 @@ int sl__vmath_vectorised(void) {
 }
 
 #ifdef SL__VMATH
-#define DISPATCH(NAME)                                                                        \
-    if (n >= 4 && use_avx2()) {                                                               \
-        NAME##_avx2(o, x, n);                                                                 \
-        return;                                                                               \
+#define DISPATCH(NAME)                                                                             \
+    if (n >= 4 && use_avx2()) {                                                                    \
+        NAME##_avx2(o, x, n);                                                                      \
+        return;                                                                                    \
     }
 #else
 #define DISPATCH(NAME)

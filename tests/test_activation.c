@@ -32,8 +32,8 @@ Test(activation, sigmoid_sanity_values) {
     for (int s = -1; s <= 1; s += 2) {
         slope_at(sl_sigmoid, 10.0 * s, &a, &da);
         double e = exp(-10.0), want = e / ((1 + e) * (1 + e)); /* closed form */
-        cr_expect(fabs(da - want) <= 1e-12 * want, "sigmoid'(%d) = %.17g, want %.17g", 10 * s,
-                  da, want);
+        cr_expect(fabs(da - want) <= 1e-12 * want, "sigmoid'(%d) = %.17g, want %.17g", 10 * s, da,
+                  want);
         cr_expect(fabs(da - 4.5396e-5) < 5e-9);
     }
 }
@@ -85,8 +85,8 @@ Test(activation, extremes_are_finite) {
         for (int s = -1; s <= 1; s += 2) {
             double a, da;
             slope_at(fs[i], 800.0 * s, &a, &da);
-            cr_expect(isfinite(a) && isfinite(da), "%s(%d): a = %g, da = %g", names[i], 800 * s,
-                      a, da);
+            cr_expect(isfinite(a) && isfinite(da), "%s(%d): a = %g, da = %g", names[i], 800 * s, a,
+                      da);
         }
     double a, da;
     slope_at(sl_sigmoid, 800.0, &a, &da);
@@ -102,7 +102,7 @@ Test(activation, leaky_relu_rejects_non_finite_alpha) {
     sl_var *x = sl_scalar(t, 1.0, 0);
     cr_expect_null(sl_leaky_relu(t, x, NAN));
     cr_expect_eq(sl_tape_status(t), SL_EARG);
-    cr_expect(strstr(sl_tape_error(t), "sl_leaky_relu") && strstr(sl_tape_error(t), "alpha"),
-              "%s", sl_tape_error(t));
+    cr_expect(strstr(sl_tape_error(t), "sl_leaky_relu") && strstr(sl_tape_error(t), "alpha"), "%s",
+              sl_tape_error(t));
     sl_tape_free(t);
 }

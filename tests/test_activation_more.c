@@ -42,8 +42,8 @@ static int close_to(double got, double want, double rtol, double atol) {
     return fabs(got - want) <= atol + rtol * fabs(want);
 }
 
-#define EXPECT_CLOSE(got, want, rtol, atol, what, z)                                          \
-    cr_expect(close_to((got), (want), (rtol), (atol)), "%s at z = %g: got %.17g, want %.17g", \
+#define EXPECT_CLOSE(got, want, rtol, atol, what, z)                                               \
+    cr_expect(close_to((got), (want), (rtol), (atol)), "%s at z = %g: got %.17g, want %.17g",      \
               (what), (z), (got), (want))
 
 /* ------------------------------------------------------------- closed forms */

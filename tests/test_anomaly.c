@@ -29,7 +29,8 @@ Test(anomaly, log_of_zero_stops_recording) {
     sl_tape *t = checked_tape();
     const double xs[3] = {1.0, 0.0, 2.0};
     sl_var *x = sl_input(t, 1, (int[]){3}, xs, SL_GRAD);
-    const int line = __LINE__; sl_var *y = sl_log(SL_HERE(t), x);
+    const int line = __LINE__ + 1; /* SL_HERE is on the next line */
+    sl_var *y = sl_log(SL_HERE(t), x);
     cr_expect_null(y, "the node that went non-finite is the poison");
     cr_expect_eq(sl_tape_status(t), SL_ENONFINITE);
     const char *msg = sl_tape_error(t);
@@ -72,7 +73,8 @@ Test(anomaly, division_by_zero) {
     sl_tape *t = checked_tape();
     sl_var *va = sl_input(t, 1, (int[]){3}, a, SL_GRAD);
     sl_var *vb = sl_input(t, 1, (int[]){3}, b, SL_GRAD);
-    const int line = __LINE__; sl_var *q = sl_div(SL_HERE(t), va, vb);
+    const int line = __LINE__ + 1; /* SL_HERE is on the next line */
+    sl_var *q = sl_div(SL_HERE(t), va, vb);
     cr_expect_null(q);
     cr_expect_eq(sl_tape_status(t), SL_ENONFINITE);
     const char *msg = sl_tape_error(t);
@@ -93,7 +95,8 @@ Test(anomaly, overflow_in_exp) {
     const double xs[2] = {1.0, 800.0};
     sl_tape *t = checked_tape();
     sl_var *x = sl_input(t, 1, (int[]){2}, xs, SL_GRAD);
-    const int line = __LINE__; sl_var *e = sl_exp(SL_HERE(t), x);
+    const int line = __LINE__ + 1; /* SL_HERE is on the next line */
+    sl_var *e = sl_exp(SL_HERE(t), x);
     cr_expect_null(e);
     const char *msg = sl_tape_error(t);
     cr_expect_eq(sl_tape_status(t), SL_ENONFINITE);
@@ -115,7 +118,8 @@ Test(anomaly, sqrt_backward_at_zero_stops_the_sweep) {
     const double xs[3] = {1.0, 0.0, 4.0};
     sl_tape *t = checked_tape();
     sl_var *x = sl_input(t, 1, (int[]){3}, xs, SL_GRAD);
-    const int line = __LINE__; sl_var *s = sl_sqrt(SL_HERE(t), x);
+    const int line = __LINE__ + 1; /* SL_HERE is on the next line */
+    sl_var *s = sl_sqrt(SL_HERE(t), x);
     sl_var *y = sl_sum(t, s, SL_ALL, 0);
     cr_assert_not_null(y, "the forward pass is finite: %s", sl_tape_error(t));
     cr_expect_eq(sl_backward(t, y), SL_ENONFINITE);
@@ -144,7 +148,8 @@ Test(anomaly, replay_stops_too) {
     const double xs[2] = {1.0, 2.0};
     sl_tape *t = checked_tape();
     sl_var *x = sl_input(t, 1, (int[]){2}, xs, SL_GRAD);
-    const int line = __LINE__; sl_var *l = sl_log(SL_HERE(t), x);
+    const int line = __LINE__ + 1; /* SL_HERE is on the next line */
+    sl_var *l = sl_log(SL_HERE(t), x);
     sl_var *e = sl_exp(t, sl_mul(t, l, sl_scalar(t, 3.0, 0)));
     cr_assert_not_null(e, "%s", sl_tape_error(t));
     const double e1 = sl_value(e)[1];
@@ -183,23 +188,22 @@ Test(anomaly, mode_switches) {
 /* A user op is watched like a built-in one. */
 static void nan_forward(sl_var *out) {
     const double *x = sl_value(sl_in(out, 0));
-    for (size_t i = 0; i < sl_numel(out); i++)
-        sl_out_data(out)[i] = x[i] > 1.0 ? NAN : x[i];
+    for (size_t i = 0; i < sl_numel(out); i++) sl_out_data(out)[i] = x[i] > 1.0 ? NAN : x[i];
 }
 static void nan_backward(sl_var *out) {
     double *dx = sl_grad_data(sl_in(out, 0));
     if (dx)
-        for (size_t i = 0; i < sl_numel(out); i++)
-            dx[i] += sl_grad(out)[i];
+        for (size_t i = 0; i < sl_numel(out); i++) dx[i] += sl_grad(out)[i];
 }
-static const sl_op nan_op = {.name = "an_nan_above_1", .arity = 1, .forward = nan_forward,
-                             .backward = nan_backward};
+static const sl_op nan_op = {
+    .name = "an_nan_above_1", .arity = 1, .forward = nan_forward, .backward = nan_backward};
 
 Test(anomaly, user_op_is_watched) {
     sl_tape *t = checked_tape();
     const double xs[3] = {0.5, 1.0, 1.5};
     sl_var *x = sl_input(t, 1, (int[]){3}, xs, 0);
-    const int line = __LINE__; sl_var *y = sl_apply(SL_HERE(t), &nan_op, 1, &x, NULL);
+    const int line = __LINE__ + 1; /* SL_HERE is on the next line */
+    sl_var *y = sl_apply(SL_HERE(t), &nan_op, 1, &x, NULL);
     cr_expect_null(y);
     const char *msg = sl_tape_error(t);
     cr_expect(contains(msg, "sl_an_nan_above_1: non-finite value at node 1 (an_nan_above_1, "),

@@ -33,8 +33,7 @@ Test(arena, allocations_are_32_byte_aligned) {
 static void *misaligned_alloc(size_t size, void *ud) {
     (void)ud;
     char *raw = malloc(size + 64);
-    if (!raw)
-        return NULL;
+    if (!raw) return NULL;
     uintptr_t a = ((uintptr_t)raw + 8 + 31) & ~(uintptr_t)31; /* 32-aligned, a - 8 >= raw */
     char *p = (char *)a + 8;                                  /* 8 mod 32 */
     memcpy((char *)a, &raw, sizeof raw);                      /* raw pointer just before p */
@@ -42,8 +41,7 @@ static void *misaligned_alloc(size_t size, void *ud) {
 }
 static void misaligned_free(void *p, void *ud) {
     (void)ud;
-    if (!p)
-        return;
+    if (!p) return;
     char *raw;
     memcpy(&raw, (char *)p - 8, sizeof raw);
     free(raw);
@@ -102,8 +100,7 @@ Test(arena, reset_keeps_chunks) {
         for (int i = 0; i < NSEQ; i++) {
             void *p = sl__arena_alloc(&ar, seq[i]);
             cr_assert_not_null(p);
-            if (rep == 0)
-                first[i] = p;
+            if (rep == 0) first[i] = p;
         }
     const size_t total = ar.total;
     const long calls = c.calls, live = c.live;
@@ -149,8 +146,7 @@ Test(arena, huge_allocation_larger_than_a_chunk) {
     cr_assert_not_null(after);
     cr_expect(after + 16 <= h || after >= h + big, "a later block overlaps the huge one");
     cr_expect((unsigned char *)small + 16 <= h || (unsigned char *)small >= h + big);
-    for (size_t k = 0; k < big; k += 4097)
-        cr_assert_eq(h[k], 0x5A);
+    for (size_t k = 0; k < big; k += 4097) cr_assert_eq(h[k], 0x5A);
     sl__arena_release(&ar);
     cr_expect_eq(c.live, 0);
 }

@@ -34,8 +34,7 @@
     static void NAME##_bwd(sl_var *out) {                                                          \
         const sl_var *x = sl_in(out, 0);                                                           \
         double *dx = sl_grad_data(x);                                                              \
-        if (!dx)                                                                                   \
-            return;                                                                                \
+        if (!dx) return;                                                                           \
         for (size_t i = 0; i < sl_numel(out); i++) {                                               \
             const double z = sl_value(x)[i];                                                       \
             (void)z;                                                                               \
@@ -57,17 +56,20 @@
         .name = "br_" #NAME, .arity = 1, .forward = NAME##_fwd, .backward = NAME##_bwd,            \
         .jvp = NAME##_jvp, .signature = "sl_apply(t, op, 1, &x, NULL)", .formula = #NAME,          \
         .derivative = "deliberately broken", .kinks = KINKS, .kink = KINK, .domain = {DOM},        \
-        .kind = SL_KIND_MAP, .defaults = {.alpha = 0.25}                                           \
+        .kind = SL_KIND_MAP, .defaults = {                                                         \
+            .alpha = 0.25                                                                          \
+        }                                                                                          \
     }
-#define NO_KINK {0}
+#define NO_KINK                                                                                    \
+    { 0 }
 
 /* a = z^3: the right slope is 3 z^2 */
 UNARY(cube, z *z *z, 3.0 * z * z, 3.0 * z * z)
-UNARY(sign, z *z *z, -3.0 * z * z, 3.0 * z * z)                   /* backward: wrong sign */
-UNARY(factor, z *z *z, 6.0 * z * z, 3.0 * z * z)                  /* backward: 2x */
+UNARY(sign, z *z *z, -3.0 * z * z, 3.0 * z * z)                          /* backward: wrong sign */
+UNARY(factor, z *z *z, 6.0 * z * z, 3.0 * z * z)                         /* backward: 2x */
 UNARY(tiny, z *z *z, 3.0 * z * z * (1 + 1e-4), 3.0 * z * z * (1 + 1e-4)) /* both 1e-4 off */
-UNARY(tinybwd, z *z *z, 3.0 * z * z * (1 + 1e-4), 3.0 * z * z)   /* backward 1e-4 off */
-UNARY(jvp, z *z *z, 3.0 * z * z, 2.0 * z * z)                     /* tangent rule wrong */
+UNARY(tinybwd, z *z *z, 3.0 * z * z * (1 + 1e-4), 3.0 * z * z)           /* backward 1e-4 off */
+UNARY(jvp, z *z *z, 3.0 * z * z, 2.0 * z * z)                            /* tangent rule wrong */
 /* a = 1e-12 z with a backward that forgets the factor (gives 0): every
  * entry's error (1e-12) is below every absolute tolerance (1e-5 against the
  * differences, 1e-10 between the modes); the dot test is relative to the
@@ -82,8 +84,10 @@ UNARY(relu_at15, z > 0 ? z : 0.0, z > 0 ? 1.0 : (z < 0 ? 0.0 : 1.5),
  * the op declares alpha */
 UNARY(leaky_at1, z > 0 ? z : 0.25 * z, z >= 0 ? 1.0 : 0.25, z >= 0 ? 1.0 : 0.25)
 
-#define KINK0(S) {.present = 1, .at = 0.0, .slope = (S)}
-#define KINK0_ALPHA {.present = 1, .at = 0.0, .slope_is_alpha = 1}
+#define KINK0(S)                                                                                   \
+    { .present = 1, .at = 0.0, .slope = (S) }
+#define KINK0_ALPHA                                                                                \
+    { .present = 1, .at = 0.0, .slope_is_alpha = 1 }
 static const sl_op cube_op = UNARY_OP(cube, NO_KINK, NULL, SL_DOMAIN_REAL);
 static const sl_op sign_op = UNARY_OP(sign, NO_KINK, NULL, SL_DOMAIN_REAL);
 static const sl_op factor_op = UNARY_OP(factor, NO_KINK, NULL, SL_DOMAIN_REAL);
@@ -94,12 +98,12 @@ static const sl_op scale_op = UNARY_OP(scale, NO_KINK, NULL, SL_DOMAIN_REAL);
 static const sl_op relu_ok_op = UNARY_OP(relu_ok, KINK0(0.0), "z = 0: 0", SL_DOMAIN_NONZERO);
 static const sl_op relu_at1_op = UNARY_OP(relu_at1, KINK0(0.0), "z = 0: 0", SL_DOMAIN_NONZERO);
 static const sl_op relu_at15_op = UNARY_OP(relu_at15, KINK0(1.5), "z = 0: 1.5", SL_DOMAIN_NONZERO);
-static const sl_op leaky_at1_op = UNARY_OP(leaky_at1, KINK0_ALPHA, "z = 0: alpha", SL_DOMAIN_NONZERO);
+static const sl_op leaky_at1_op =
+    UNARY_OP(leaky_at1, KINK0_ALPHA, "z = 0: alpha", SL_DOMAIN_NONZERO);
 
 /* Register op and run the every-op check on it; returns the status. */
 static int check_op(const sl_op *op, sl_gradcheck_report *r) {
-    if (sl_op_find(op->name) != op)
-        cr_assert_eq(sl_op_register(op), SL_OK, "%s", op->name);
+    if (sl_op_find(op->name) != op) cr_assert_eq(sl_op_register(op), SL_OK, "%s", op->name);
     return sl_gradcheck_op(sl_op_find(op->name), NULL, r);
 }
 
@@ -200,12 +204,10 @@ static void mv_fwd(sl_var *out) {
 }
 static void mv_bwd_untransposed(sl_var *out) {
     double *dx = sl_grad_data(sl_in(out, 0));
-    if (!dx)
-        return;
+    if (!dx) return;
     const double *g = sl_grad(out);
     for (int i = 0; i < 3; i++)
-        for (int j = 0; j < 3; j++)
-            dx[i] += M[3 * i + j] * g[j]; /* should be M[3 * j + i] */
+        for (int j = 0; j < 3; j++) dx[i] += M[3 * i + j] * g[j]; /* should be M[3 * j + i] */
 }
 static void mv_jvp(sl_var *out) {
     const double *tx = sl_tangent_data(sl_in(out, 0));
@@ -214,11 +216,18 @@ static void mv_jvp(sl_var *out) {
             tx ? M[3 * i] * tx[0] + M[3 * i + 1] * tx[1] + M[3 * i + 2] * tx[2] : 0.0;
 }
 static const sl_op_case mv_cases[] = {{.shape = {{1, 3}}}};
-static const sl_op mv_op = {.name = "br_matvec_untransposed", .arity = 1, .forward = mv_fwd,
-                            .backward = mv_bwd_untransposed, .jvp = mv_jvp,
-                            .signature = "sl_apply(t, op, 1, &x, NULL)", .formula = "out = M x",
-                            .derivative = "(wrong) dx = M g", .domain = {SL_DOMAIN_REAL},
-                            .kind = SL_KIND_CUSTOM, .cases = mv_cases, .ncases = 1};
+static const sl_op mv_op = {.name = "br_matvec_untransposed",
+                            .arity = 1,
+                            .forward = mv_fwd,
+                            .backward = mv_bwd_untransposed,
+                            .jvp = mv_jvp,
+                            .signature = "sl_apply(t, op, 1, &x, NULL)",
+                            .formula = "out = M x",
+                            .derivative = "(wrong) dx = M g",
+                            .domain = {SL_DOMAIN_REAL},
+                            .kind = SL_KIND_CUSTOM,
+                            .cases = mv_cases,
+                            .ncases = 1};
 
 Test(broken_rules, transposed_backward_fails_the_dot_test_and_the_modes) {
     sl_gradcheck_report r;
@@ -245,8 +254,7 @@ static void bm_bwd_first_row(sl_var *out) {
     const double *g = sl_grad(out);
     const size_t nb = sl_numel(b);
     for (size_t i = 0; i < sl_numel(out); i++) {
-        if (da)
-            da[i] += g[i] * sl_value(b)[i % nb];
+        if (da) da[i] += g[i] * sl_value(b)[i % nb];
         if (db && i < nb) /* should be db[i % nb] for every i */
             db[i] += g[i] * sl_value(a)[i];
     }
@@ -256,20 +264,26 @@ static void bm_jvp(sl_var *out) {
     const double *ta = sl_tangent_data(a), *tb = sl_tangent_data(b);
     const size_t nb = sl_numel(b);
     for (size_t i = 0; i < sl_numel(out); i++)
-        sl_tangent_data(out)[i] = (ta ? ta[i] * sl_value(b)[i % nb] : 0.0) +
-                                  (tb ? sl_value(a)[i] * tb[i % nb] : 0.0);
+        sl_tangent_data(out)[i] =
+            (ta ? ta[i] * sl_value(b)[i % nb] : 0.0) + (tb ? sl_value(a)[i] * tb[i % nb] : 0.0);
 }
 static const sl_op_case bm_cases[] = {
     {.shape = {{1, 4}, {1, 4}}},    /* equal shapes: nothing to reduce */
     {.shape = {{2, 3, 4}, {1, 4}}}, /* b broadcast over 3 rows */
     {.shape = {{2, 5, 2}, {1, 2}}},
 };
-static const sl_op bm_op = {.name = "br_mul_no_reduce", .arity = 2, .forward = bm_fwd,
-                            .backward = bm_bwd_first_row, .jvp = bm_jvp,
-                            .signature = "sl_apply(t, op, 2, in, NULL)", .formula = "out = a * b",
+static const sl_op bm_op = {.name = "br_mul_no_reduce",
+                            .arity = 2,
+                            .forward = bm_fwd,
+                            .backward = bm_bwd_first_row,
+                            .jvp = bm_jvp,
+                            .signature = "sl_apply(t, op, 2, in, NULL)",
+                            .formula = "out = a * b",
                             .derivative = "(wrong) db = g*a from the first row only",
-                            .domain = {SL_DOMAIN_REAL, SL_DOMAIN_REAL}, .kind = SL_KIND_CUSTOM,
-                            .cases = bm_cases, .ncases = 3};
+                            .domain = {SL_DOMAIN_REAL, SL_DOMAIN_REAL},
+                            .kind = SL_KIND_CUSTOM,
+                            .cases = bm_cases,
+                            .ncases = 3};
 
 Test(broken_rules, missing_broadcast_reduction) {
     cr_assert_eq(sl_op_register(&bm_op), SL_OK);
@@ -385,8 +399,7 @@ Test(broken_rules, every_built_in_op_passes_with_its_kink_cases) {
         int rc = sl_gradcheck_op(op, NULL, &r);
         cr_expect_eq(rc, SL_OK, "%s: %s", op->name, r.message);
         cr_expect_eq(r.ncases, sl_op_ncases(op), "%s", op->name);
-        if (!op->kink.present && !op->kink.ties)
-            continue;
+        if (!op->kink.present && !op->kink.ties) continue;
         with_kinks++;
         const int nc = sl_op_ncases(op);
         int kink_ok = 0;
@@ -417,15 +430,16 @@ Test(broken_rules, max_ties_share_the_gradient) {
     sl_gradcheck_report r;
     cr_expect_eq(sl_gradcheck_op(max, &o, &r), SL_OK, "%s", r.message);
     cr_expect_str_eq(r.shapes, "[3,4] axis=-1 keepdim=0 ties");
-    cr_expect_eq(r.kinks, 4, "the three tied maxima of row 1, and the order test's direction "
-                             "crossing the two of row 0: %zu", r.kinks);
+    cr_expect_eq(r.kinks, 4,
+                 "the three tied maxima of row 1, and the order test's direction "
+                 "crossing the two of row 0: %zu",
+                 r.kinks);
     /* a max that gives the whole gradient to the first maximum breaks the convention */
     sl_tape *t = sl_tape_new();
     const double X[4] = {0.7, 0.7, 0.7, -1.0};
     sl_var *x = sl_input(t, 1, (int[]){4}, X, SL_GRAD);
     cr_assert_eq(sl_backward(t, sl_max(t, x, SL_ALL, 0)), SL_OK);
-    for (int i = 0; i < 3; i++)
-        cr_expect_eq(sl_grad(x)[i], 1.0 / 3.0);
+    for (int i = 0; i < 3; i++) cr_expect_eq(sl_grad(x)[i], 1.0 / 3.0);
     sl_tape_free(t);
 }
 
@@ -435,8 +449,7 @@ static void firstmax_fwd(sl_var *out) {
     const int rows = sl_dims(x)[0], cols = sl_dims(x)[1];
     for (int r = 0; r < rows; r++) {
         double m = sl_value(x)[r * cols];
-        for (int j = 1; j < cols; j++)
-            m = fmax(m, sl_value(x)[r * cols + j]);
+        for (int j = 1; j < cols; j++) m = fmax(m, sl_value(x)[r * cols + j]);
         sl_out_data(out)[r] = m;
     }
 }
@@ -444,15 +457,13 @@ static int firstmax_arg(const sl_var *x, int r) {
     const int cols = sl_dims(x)[1];
     int best = 0;
     for (int j = 1; j < cols; j++)
-        if (sl_value(x)[r * cols + j] > sl_value(x)[r * cols + best])
-            best = j;
+        if (sl_value(x)[r * cols + j] > sl_value(x)[r * cols + best]) best = j;
     return best;
 }
 static void firstmax_bwd(sl_var *out) {
     const sl_var *x = sl_in(out, 0);
     double *dx = sl_grad_data(x);
-    if (!dx)
-        return;
+    if (!dx) return;
     for (int r = 0; r < sl_dims(x)[0]; r++)
         dx[r * sl_dims(x)[1] + firstmax_arg(x, r)] += sl_grad(out)[r];
 }
@@ -472,12 +483,21 @@ static int firstmax_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const 
     return SL_OK;
 }
 static const sl_op_case firstmax_cases[] = {{.shape = {{2, 3, 4}}, .attrs = {.axis = -1}}};
-static const sl_op firstmax_op = {
-    .name = "br_firstmax", .arity = 1, .shape = firstmax_shape, .forward = firstmax_fwd,
-    .backward = firstmax_bwd, .jvp = firstmax_jvp, .signature = "sl_apply(t, op, 1, &x, &a)",
-    .formula = "out_r = max_j x_rj", .derivative = "(wrong at ties) all to the first maximum",
-    .kinks = "ties: shared equally (it claims)", .kink = {.ties = 1},
-    .domain = {SL_DOMAIN_DISTINCT}, .kind = SL_KIND_CUSTOM, .cases = firstmax_cases, .ncases = 1};
+static const sl_op firstmax_op = {.name = "br_firstmax",
+                                  .arity = 1,
+                                  .shape = firstmax_shape,
+                                  .forward = firstmax_fwd,
+                                  .backward = firstmax_bwd,
+                                  .jvp = firstmax_jvp,
+                                  .signature = "sl_apply(t, op, 1, &x, &a)",
+                                  .formula = "out_r = max_j x_rj",
+                                  .derivative = "(wrong at ties) all to the first maximum",
+                                  .kinks = "ties: shared equally (it claims)",
+                                  .kink = {.ties = 1},
+                                  .domain = {SL_DOMAIN_DISTINCT},
+                                  .kind = SL_KIND_CUSTOM,
+                                  .cases = firstmax_cases,
+                                  .ncases = 1};
 
 Test(broken_rules, ties_not_shared_equally) {
     sl_gradcheck_report r;

@@ -212,8 +212,7 @@ Test(elementwise, broadcast_backward_sums_over_broadcast_axes) {
     sl_var *b = sl_input(t, 1, (int[]){3}, Bv, SL_GRAD);
     sl_var *y = sl_add(t, a, b);
     cr_assert_eq(sl_backward_seed(t, y, g), SL_OK);
-    for (int i = 0; i < 6; i++)
-        cr_expect_eq(sl_grad(a)[i], g[i]);
+    for (int i = 0; i < 6; i++) cr_expect_eq(sl_grad(a)[i], g[i]);
     for (int j = 0; j < 3; j++)
         cr_expect(near(sl_grad(b)[j], g[j] + g[3 + j], 1e-15, 0), "db[%d] = %g, want %g", j,
                   sl_grad(b)[j], g[j] + g[3 + j]);
@@ -244,8 +243,7 @@ Test(elementwise, broadcast_backward_sums_over_broadcast_axes) {
     cr_assert_eq(sl_backward_seed(t, y, g), SL_OK);
     for (int i = 0; i < 2; i++)
         cr_expect(near(sl_grad(a)[i], g[i * 3] + g[i * 3 + 1] + g[i * 3 + 2], 1e-15, 0));
-    for (int j = 0; j < 3; j++)
-        cr_expect(near(sl_grad(b)[j], -(g[j] + g[3 + j]), 1e-15, 0));
+    for (int j = 0; j < 3; j++) cr_expect(near(sl_grad(b)[j], -(g[j] + g[3 + j]), 1e-15, 0));
     sl_tape_free(t);
 
     /* scalar s / b [2,3]: ds = sum g (-... no: d(s/b)/ds = 1/b), db = -g s / b^2 */
@@ -267,12 +265,9 @@ Test(elementwise, broadcast_backward_sums_over_broadcast_axes) {
      * a [2,1,3,1] * b [4] -> [2,1,3,4]; da sums over the last axis, db over the rest */
     t = sl_tape_new();
     double A4[6], B4[4], g4[24];
-    for (int i = 0; i < 6; i++)
-        A4[i] = 0.5 * i - 1;
-    for (int i = 0; i < 4; i++)
-        B4[i] = 1.0 + i;
-    for (int i = 0; i < 24; i++)
-        g4[i] = 0.1 * i - 0.7;
+    for (int i = 0; i < 6; i++) A4[i] = 0.5 * i - 1;
+    for (int i = 0; i < 4; i++) B4[i] = 1.0 + i;
+    for (int i = 0; i < 24; i++) g4[i] = 0.1 * i - 0.7;
     a = sl_input(t, 4, (int[]){2, 1, 3, 1}, A4, SL_GRAD);
     b = sl_input(t, 1, (int[]){4}, B4, SL_GRAD);
     y = sl_mul(t, a, b);
@@ -280,14 +275,12 @@ Test(elementwise, broadcast_backward_sums_over_broadcast_axes) {
     cr_assert_eq(sl_backward_seed(t, y, g4), SL_OK);
     for (int r = 0; r < 6; r++) { /* r = (i0, i2) flattened; output row r has 4 entries */
         double want = 0;
-        for (int k = 0; k < 4; k++)
-            want += g4[r * 4 + k] * B4[k];
+        for (int k = 0; k < 4; k++) want += g4[r * 4 + k] * B4[k];
         cr_expect(near(sl_grad(a)[r], want, 1e-14, 1e-15), "da[%d]", r);
     }
     for (int k = 0; k < 4; k++) {
         double want = 0;
-        for (int r = 0; r < 6; r++)
-            want += g4[r * 4 + k] * A4[r];
+        for (int r = 0; r < 6; r++) want += g4[r * 4 + k] * A4[r];
         cr_expect(near(sl_grad(b)[k], want, 1e-14, 1e-15), "db[%d]", k);
     }
     sl_tape_free(t);

@@ -57,8 +57,8 @@ Test(examples, planar_prints_the_course_costs) {
 }
 
 Test(examples, planar_costs_match_the_reference_to_1e9) {
-    static const double ref[] = {0.6930480201239823,  0.2880832935690184,  0.25438549407324534,
-                                 0.23386415038952202, 0.2267924874485401,  0.22264427549299018,
+    static const double ref[] = {0.6930480201239823,  0.2880832935690184, 0.25438549407324534,
+                                 0.23386415038952202, 0.2267924874485401, 0.22264427549299018,
                                  0.21973140404281322, 0.21750365405131297};
     int st;
     char *out = run(PLANAR " --precise --iters 7001", &st);
@@ -110,8 +110,7 @@ Test(examples, activations_backward_equals_closed_forms) {
     snprintf(cmd, sizeof cmd, "%s/examples/activations -o %s", SLOPE_BINARY_DIR, svg);
     int st;
     char *out = run(cmd, &st);
-    cr_assert_eq(st, 0, "activations failed (a derivative differs from its closed form):\n%s",
-                 out);
+    cr_assert_eq(st, 0, "activations failed (a derivative differs from its closed form):\n%s", out);
     cr_expect(strstr(out, "sigmoid") && strstr(out, "log_sigmoid") && strstr(out, "gelu"), "%s",
               out);
     FILE *f = fopen(svg, "r");

@@ -54,17 +54,14 @@ Test(gradcheck, full_jacobian_of_non_scalar_output) {
 static void cube_forward(sl_var *out) {
     const double *x = sl_value(sl_in(out, 0));
     double *o = sl_out_data(out);
-    for (size_t i = 0; i < sl_numel(out); i++)
-        o[i] = x[i] * x[i] * x[i];
+    for (size_t i = 0; i < sl_numel(out); i++) o[i] = x[i] * x[i] * x[i];
 }
 static void cube_backward_wrong(sl_var *out) {
     const sl_var *x = sl_in(out, 0);
     double *dx = sl_grad_data(x);
-    if (!dx)
-        return;
+    if (!dx) return;
     const double *xv = sl_value(x), *g = sl_grad(out);
-    for (size_t i = 0; i < sl_numel(out); i++)
-        dx[i] += g[i] * 2.0 * xv[i] * xv[i];
+    for (size_t i = 0; i < sl_numel(out); i++) dx[i] += g[i] * 2.0 * xv[i] * xv[i];
 }
 static const sl_op wrong_cube = {.name = "gc_wrong_cube",
                                  .arity = 1,
@@ -158,8 +155,7 @@ Test(gradcheck, leaves_are_restored) {
     cr_expect_eq(sl_item(y), y0);
     /* and the next backward continues from the restored state */
     cr_assert_eq(sl_backward(t, y), SL_OK);
-    for (int i = 0; i < 4; i++)
-        cr_expect(near(sl_grad(x)[i], 1.5 * gx[i], 1e-15, 1e-15));
+    for (int i = 0; i < 4; i++) cr_expect(near(sl_grad(x)[i], 1.5 * gx[i], 1e-15, 1e-15));
     sl_tape_free(t);
 }
 
@@ -172,10 +168,8 @@ Test(gradcheck, parameters_are_restored) {
     sl_var *x = sl_input(t, 2, (int[]){4, 1}, X0, 0);
     sl_var *y = sl_sum(t, sl_tanh(t, sl_matmul(t, w, x)), SL_ALL, 0);
     cr_expect_eq(sl_gradcheck(t, y, 1, &w, NULL, NULL), SL_OK);
-    for (int i = 0; i < 12; i++)
-        cr_expect_eq(sl_param_value(p)[i], W0[i]);
-    for (int i = 0; i < 12; i++)
-        cr_expect_eq(sl_param_grad(p)[i], i == 5 ? 42.0 : 0.0);
+    for (int i = 0; i < 12; i++) cr_expect_eq(sl_param_value(p)[i], W0[i]);
+    for (int i = 0; i < 12; i++) cr_expect_eq(sl_param_grad(p)[i], i == 5 ? 42.0 : 0.0);
     sl_tape_free(t);
     sl_params_free(ps);
 }
@@ -278,15 +272,13 @@ Test(gradcheck, kink_is_accepted_as_kink_ok) {
  * kink cannot excuse it. */
 static void relu2_forward(sl_var *out) {
     const double *x = sl_value(sl_in(out, 0));
-    for (size_t i = 0; i < sl_numel(out); i++)
-        sl_out_data(out)[i] = x[i] > 0 ? x[i] : 0.0;
+    for (size_t i = 0; i < sl_numel(out); i++) sl_out_data(out)[i] = x[i] > 0 ? x[i] : 0.0;
 }
 static double relu2_slope(double z) { return z > 0 ? 1.0 : (z < 0 ? 0.0 : 2.0); }
 static void relu2_backward(sl_var *out) {
     const sl_var *x = sl_in(out, 0);
     double *dx = sl_grad_data(x);
-    if (!dx)
-        return;
+    if (!dx) return;
     for (size_t i = 0; i < sl_numel(out); i++)
         dx[i] += sl_grad(out)[i] * relu2_slope(sl_value(x)[i]);
 }
@@ -296,10 +288,16 @@ static void relu2_jvp(sl_var *out) {
     for (size_t i = 0; i < sl_numel(out); i++)
         sl_tangent_data(out)[i] = tx ? tx[i] * relu2_slope(sl_value(x)[i]) : 0.0;
 }
-static const sl_op relu2 = {.name = "gc_relu_slope2", .arity = 1, .forward = relu2_forward,
-                            .backward = relu2_backward, .jvp = relu2_jvp, .signature = "s",
-                            .formula = "a = max(0, z)", .derivative = "(wrong at 0) 2",
-                            .domain = {SL_DOMAIN_NONZERO}, .kind = SL_KIND_MAP};
+static const sl_op relu2 = {.name = "gc_relu_slope2",
+                            .arity = 1,
+                            .forward = relu2_forward,
+                            .backward = relu2_backward,
+                            .jvp = relu2_jvp,
+                            .signature = "s",
+                            .formula = "a = max(0, z)",
+                            .derivative = "(wrong at 0) 2",
+                            .domain = {SL_DOMAIN_NONZERO},
+                            .kind = SL_KIND_MAP};
 
 Test(gradcheck, value_outside_the_one_sided_slopes_fails) {
     sl_tape *t = sl_tape_new();
@@ -323,16 +321,13 @@ Test(gradcheck, value_outside_the_one_sided_slopes_fails) {
  * step halves their gap. A smooth point is never taken for a kink. */
 static void sq_forward(sl_var *out) {
     const double *x = sl_value(sl_in(out, 0));
-    for (size_t i = 0; i < sl_numel(out); i++)
-        sl_out_data(out)[i] = x[i] * x[i];
+    for (size_t i = 0; i < sl_numel(out); i++) sl_out_data(out)[i] = x[i] * x[i];
 }
 static void sq_backward_off(sl_var *out) {
     const sl_var *x = sl_in(out, 0);
     double *dx = sl_grad_data(x);
-    if (!dx)
-        return;
-    for (size_t i = 0; i < sl_numel(out); i++)
-        dx[i] += sl_grad(out)[i] * 2.0025 * sl_value(x)[i];
+    if (!dx) return;
+    for (size_t i = 0; i < sl_numel(out); i++) dx[i] += sl_grad(out)[i] * 2.0025 * sl_value(x)[i];
 }
 static void sq_jvp_off(sl_var *out) {
     const sl_var *x = sl_in(out, 0);
@@ -340,10 +335,16 @@ static void sq_jvp_off(sl_var *out) {
     for (size_t i = 0; i < sl_numel(out); i++)
         sl_tangent_data(out)[i] = tx ? tx[i] * 2.0025 * sl_value(x)[i] : 0.0;
 }
-static const sl_op sq_off = {.name = "gc_square_off", .arity = 1, .forward = sq_forward,
-                             .backward = sq_backward_off, .jvp = sq_jvp_off, .signature = "s",
-                             .formula = "a = z^2", .derivative = "(wrong) 2.0025 z",
-                             .domain = {SL_DOMAIN_REAL}, .kind = SL_KIND_MAP};
+static const sl_op sq_off = {.name = "gc_square_off",
+                             .arity = 1,
+                             .forward = sq_forward,
+                             .backward = sq_backward_off,
+                             .jvp = sq_jvp_off,
+                             .signature = "s",
+                             .formula = "a = z^2",
+                             .derivative = "(wrong) 2.0025 z",
+                             .domain = {SL_DOMAIN_REAL},
+                             .kind = SL_KIND_MAP};
 
 Test(gradcheck, smooth_point_cannot_pass_as_a_kink) {
     sl_tape *t = sl_tape_new();
@@ -375,8 +376,7 @@ Test(gradcheck, out_of_memory_for_the_jacobian) {
     cr_expect(contains(sl_tape_error(t), "sl_gradcheck") &&
                   contains(sl_tape_error(t), "out of memory"),
               "%s", sl_tape_error(t));
-    for (int i = 0; i < 12; i++)
-        cr_expect_eq(sl_value(w)[i], W0[i]);
+    for (int i = 0; i < 12; i++) cr_expect_eq(sl_value(w)[i], W0[i]);
     sl_tape_free(t);
     cr_expect_eq(c.live, 0, "%ld blocks leaked", c.live);
 }
@@ -402,8 +402,7 @@ Test(gradcheck, tolerances_are_honoured) {
 static void fill_seeded(double *v, size_t n, double scale, uint64_t seed) {
     sl_rng rng;
     sl_rng_seed(&rng, seed);
-    for (size_t i = 0; i < n; i++)
-        v[i] = scale * (2.0 * sl_rng_uniform(&rng) - 1.0);
+    for (size_t i = 0; i < n; i++) v[i] = scale * (2.0 * sl_rng_uniform(&rng) - 1.0);
 }
 
 /* cube with a wrong backward (2 z^2) but the right tangent rule (3 z^2) */
@@ -517,8 +516,7 @@ static const char *slurp(FILE *f) {
 static void cube_backward_right(sl_var *out) {
     const sl_var *x = sl_in(out, 0);
     double *dx = sl_grad_data(x);
-    if (!dx)
-        return;
+    if (!dx) return;
     for (size_t i = 0; i < sl_numel(out); i++)
         dx[i] += sl_grad(out)[i] * 3.0 * sl_value(x)[i] * sl_value(x)[i];
 }
@@ -577,8 +575,7 @@ Test(gradcheck, check_ops_prints_json_lines) {
     cr_expect_eq(sl_check_ops(f, 1, 4, names), nbad);
     const char *out = slurp(f);
     int lines = 0;
-    for (const char *p = out; *p; p++)
-        lines += *p == '\n';
+    for (const char *p = out; *p; p++) lines += *p == '\n';
     const int want = sl_op_ncases(sl_op_find("relu")) + sl_op_ncases(&quoted_cube) + nbad +
                      sl_op_ncases(sl_op_find("max"));
     cr_expect_eq(lines, want, "one line per case: %s", out);

@@ -10,8 +10,7 @@
 #include <criterion/criterion.h>
 
 static void fill(double *v, size_t n, double a, double b) {
-    for (size_t i = 0; i < n; i++)
-        v[i] = sin(a * (double)i + b) * 1.5;
+    for (size_t i = 0; i < n; i++) v[i] = sin(a * (double)i + b) * 1.5;
 }
 
 /* C (m,n) = A (m,k) B (k,n), the textbook triple loop */
@@ -19,8 +18,7 @@ static void ref_matmul(int m, int k, int n, const double *A, const double *B, do
     for (int i = 0; i < m; i++)
         for (int j = 0; j < n; j++) {
             double s = 0;
-            for (int p = 0; p < k; p++)
-                s += A[i * k + p] * B[p * n + j];
+            for (int p = 0; p < k; p++) s += A[i * k + p] * B[p * n + j];
             C[i * n + j] = s;
         }
 }
@@ -35,15 +33,13 @@ static void check_matmul(int m, int k, int n) {
     for (int i = 0; i < m; i++)
         for (int p = 0; p < k; p++) {
             double s = 0;
-            for (int j = 0; j < n; j++)
-                s += G[i * n + j] * B[p * n + j];
+            for (int j = 0; j < n; j++) s += G[i * n + j] * B[p * n + j];
             dA[i * k + p] = s;
         }
     for (int p = 0; p < k; p++)
         for (int j = 0; j < n; j++) {
             double s = 0;
-            for (int i = 0; i < m; i++)
-                s += A[i * k + p] * G[i * n + j];
+            for (int i = 0; i < m; i++) s += A[i * k + p] * G[i * n + j];
             dB[p * n + j] = s;
         }
     sl_tape *t = sl_tape_new();
@@ -84,8 +80,7 @@ Test(linalg, matmul_small_by_hand) {
     sl_var *b = sl_input(t, 2, (int[]){2, 2}, B, SL_GRAD);
     sl_var *c = sl_matmul(t, a, b);
     const double want[4] = {19, 22, 43, 50};
-    for (int i = 0; i < 4; i++)
-        cr_expect_eq(sl_value(c)[i], want[i]);
+    for (int i = 0; i < 4; i++) cr_expect_eq(sl_value(c)[i], want[i]);
     /* y = sum(C): dA = 1 B^T -> row sums of B per column; dB = A^T 1 */
     cr_assert_eq(sl_backward(t, sl_sum(t, c, SL_ALL, 0)), SL_OK);
     const double dA[4] = {11, 15, 11, 15}, dB[4] = {4, 4, 6, 6};
@@ -156,12 +151,10 @@ Test(linalg, transpose_values_and_gradients) {
     cr_expect_eq(sl_dims(y)[0], 3);
     cr_expect_eq(sl_dims(y)[1], 2);
     const double want[6] = {1, 4, 2, 5, 3, 6};
-    for (int i = 0; i < 6; i++)
-        cr_expect_eq(sl_value(y)[i], want[i], "y[%d]", i);
+    for (int i = 0; i < 6; i++) cr_expect_eq(sl_value(y)[i], want[i], "y[%d]", i);
     cr_assert_eq(sl_backward_seed(t, y, G), SL_OK); /* G is [3,2]; dx = G^T [2,3] */
     for (int i = 0; i < 2; i++)
-        for (int j = 0; j < 3; j++)
-            cr_expect_eq(sl_grad(x)[i * 3 + j], G[j * 2 + i]);
+        for (int j = 0; j < 3; j++) cr_expect_eq(sl_grad(x)[i * 3 + j], G[j * 2 + i]);
     sl_tape_free(t);
     /* a 1-D input is an error naming sl_transpose and the shape */
     t = sl_tape_new();
@@ -183,15 +176,13 @@ Test(linalg, transpose_identity) {
     sl_var *l = sl_transpose(t, sl_matmul(t, a, b));
     sl_var *r = sl_matmul(t, sl_transpose(t, b), sl_transpose(t, a));
     cr_assert_eq(sl_numel(l), 8);
-    for (int i = 0; i < 8; i++)
-        cr_expect(near(sl_value(l)[i], sl_value(r)[i], 1e-15, 1e-15));
+    for (int i = 0; i < 8; i++) cr_expect(near(sl_value(l)[i], sl_value(r)[i], 1e-15, 1e-15));
     sl_tape_free(t);
 }
 
 Test(linalg, reshape_with_inferred_dim) {
     double X[24], G[24];
-    for (int i = 0; i < 24; i++)
-        X[i] = i, G[i] = 0.5 * i - 3;
+    for (int i = 0; i < 24; i++) X[i] = i, G[i] = 0.5 * i - 3;
     sl_tape *t = sl_tape_new();
     sl_var *x = sl_input(t, 3, (int[]){2, 3, 4}, X, SL_GRAD);
     sl_var *y = sl_reshape(t, x, 2, (int[]){4, -1});
@@ -199,11 +190,9 @@ Test(linalg, reshape_with_inferred_dim) {
     cr_assert_eq(sl_ndim(y), 2);
     cr_expect_eq(sl_dims(y)[0], 4);
     cr_expect_eq(sl_dims(y)[1], 6, "-1 is inferred as 24/4");
-    for (int i = 0; i < 24; i++)
-        cr_expect_eq(sl_value(y)[i], X[i], "row-major data unchanged");
+    for (int i = 0; i < 24; i++) cr_expect_eq(sl_value(y)[i], X[i], "row-major data unchanged");
     cr_assert_eq(sl_backward_seed(t, y, G), SL_OK);
-    for (int i = 0; i < 24; i++)
-        cr_expect_eq(sl_grad(x)[i], G[i]);
+    for (int i = 0; i < 24; i++) cr_expect_eq(sl_grad(x)[i], G[i]);
     /* -1 anywhere, and to/from rank 0 */
     sl_var *z = sl_reshape(t, x, 4, (int[]){-1, 2, 1, 3});
     cr_assert_not_null(z);
@@ -262,17 +251,14 @@ Test(linalg, gemm_all_transposes) {
     fill(A, M * K, 0.4, 0.3);
     fill(B, K * NN, 1.1, -0.2);
     for (int i = 0; i < M; i++)
-        for (int p = 0; p < K; p++)
-            At[p * M + i] = A[i * K + p];
+        for (int p = 0; p < K; p++) At[p * M + i] = A[i * K + p];
     for (int p = 0; p < K; p++)
-        for (int j = 0; j < NN; j++)
-            Bt[j * K + p] = B[p * NN + j];
+        for (int j = 0; j < NN; j++) Bt[j * K + p] = B[p * NN + j];
     ref_matmul(M, K, NN, A, B, want);
     for (int ta = 0; ta <= 1; ta++)
         for (int tb = 0; tb <= 1; tb++)
             for (int acc = 0; acc <= 1; acc++) {
-                for (int i = 0; i < M * NN; i++)
-                    C[i] = acc ? 1.0 : 1e300; /* garbage unless acc */
+                for (int i = 0; i < M * NN; i++) C[i] = acc ? 1.0 : 1e300; /* garbage unless acc */
                 sl__gemm(ta, tb, M, NN, K, ta ? At : A, tb ? Bt : B, C, acc);
                 for (int i = 0; i < M * NN; i++)
                     cr_expect(near(C[i], want[i] + (acc ? 1.0 : 0.0), 1e-14, 1e-14),
@@ -313,11 +299,9 @@ static void gemm_case_new(gemm_case *g, size_t m, size_t k, size_t n) {
     fill(g->B, k * n, 1.37, -0.2);
     fill(g->C0, m * n, 0.23, 1.1);
     for (size_t i = 0; i < m; i++)
-        for (size_t p = 0; p < k; p++)
-            g->At[p * m + i] = g->A[i * k + p];
+        for (size_t p = 0; p < k; p++) g->At[p * m + i] = g->A[i * k + p];
     for (size_t p = 0; p < k; p++)
-        for (size_t j = 0; j < n; j++)
-            g->Bt[j * k + p] = g->B[p * n + j];
+        for (size_t j = 0; j < n; j++) g->Bt[j * k + p] = g->B[p * n + j];
     for (size_t i = 0; i < m; i++)
         for (size_t j = 0; j < n; j++) {
             long double s = 0, a = 0;
@@ -351,7 +335,8 @@ static int gemm_case_run(const gemm_case *g, const char *what) {
                 sl__gemm(ta, tb, m, n, k, ta ? g->At : g->A, tb ? g->Bt : g->B, C, acc);
                 for (size_t i = 0; i < m * n; i++) {
                     const double want = g->want[i] + (acc ? g->C0[i] : 0.0);
-                    const double tol = 1e-13 * (g->scale[i] + (acc ? fabs(g->C0[i]) : 0.0)) + 1e-300;
+                    const double tol =
+                        1e-13 * (g->scale[i] + (acc ? fabs(g->C0[i]) : 0.0)) + 1e-300;
                     if (!(fabs(C[i] - want) <= tol)) {
                         if (bad++ < 5)
                             cr_log_error("%s: [%zu,%zu]x[%zu,%zu] ta %d tb %d acc %d: C[%zu,%zu] = "
@@ -370,11 +355,11 @@ static int gemm_case_run(const gemm_case *g, const char *what) {
 /* (m, k, n): the edge sizes of the brief, vector shapes, the benchmark shapes
  * (W2, W3, W6) and sizes around the tile and block edges */
 static const size_t gemm_shapes[][3] = {
-    {1, 1, 1},    {1, 2, 1},    {1, 17, 1},   {1, 300, 1},  {7, 13, 5},    {5, 13, 7},
-    {65, 129, 33}, {257, 3, 300}, {300, 3, 257}, {100, 2, 16}, {100, 16, 16}, {100, 16, 1},
-    {16, 100, 16}, {2, 100, 16}, {16, 100, 1},  {100, 1, 16}, {4, 2, 400},   {1, 4, 400},
-    {400, 4, 1},  {1, 64, 37},  {37, 64, 1},   {3, 50, 60},  {12, 16, 16},  {13, 17, 15},
-    {11, 15, 17}, {6, 8, 8},    {5, 7, 9},     {24, 33, 40}, {33, 32, 31},  {128, 20, 10},
+    {1, 1, 1},      {1, 2, 1},     {1, 17, 1},    {1, 300, 1},  {7, 13, 5},    {5, 13, 7},
+    {65, 129, 33},  {257, 3, 300}, {300, 3, 257}, {100, 2, 16}, {100, 16, 16}, {100, 16, 1},
+    {16, 100, 16},  {2, 100, 16},  {16, 100, 1},  {100, 1, 16}, {4, 2, 400},   {1, 4, 400},
+    {400, 4, 1},    {1, 64, 37},   {37, 64, 1},   {3, 50, 60},  {12, 16, 16},  {13, 17, 15},
+    {11, 15, 17},   {6, 8, 8},     {5, 7, 9},     {24, 33, 40}, {33, 32, 31},  {128, 20, 10},
     {130, 70, 150},
 };
 #define NSHAPES (sizeof gemm_shapes / sizeof gemm_shapes[0])
@@ -417,8 +402,7 @@ Test(linalg, gemm_packed_tiny_blocks) {
         }
         for (size_t kn = 0; kn < sizeof gemm_kernels / sizeof gemm_kernels[0]; kn++)
             for (size_t b = 0; b < sizeof blocks / sizeof blocks[0]; b++) {
-                if (!sl__gemm_config(gemm_kernels[kn], 2, blocks[b][0], blocks[b][1],
-                                     blocks[b][2]))
+                if (!sl__gemm_config(gemm_kernels[kn], 2, blocks[b][0], blocks[b][1], blocks[b][2]))
                     continue;
                 char what[96];
                 snprintf(what, sizeof what, "kernel %s kc %zu mc %zu nc %zu", gemm_kernels[kn],
@@ -435,11 +419,9 @@ Test(linalg, gemm_zero_sizes_and_hooks) {
     double C[6] = {1, 2, 3, 4, 5, 6};
     const double A[6] = {1, 1, 1, 1, 1, 1};
     sl__gemm(0, 0, 2, 3, 0, A, A, C, 1); /* k = 0, accumulate: C unchanged */
-    for (int i = 0; i < 6; i++)
-        cr_expect_eq(C[i], i + 1.0);
+    for (int i = 0; i < 6; i++) cr_expect_eq(C[i], i + 1.0);
     sl__gemm(0, 1, 2, 3, 0, A, A, C, 0); /* k = 0, overwrite: zeros */
-    for (int i = 0; i < 6; i++)
-        cr_expect_eq(C[i], 0.0);
+    for (int i = 0; i < 6; i++) cr_expect_eq(C[i], 0.0);
     sl__gemm(0, 0, 0, 3, 2, A, A, C, 0); /* m = 0 / n = 0: nothing touched */
     sl__gemm(1, 1, 2, 0, 2, A, A, C, 0);
     cr_expect_eq(sl__gemm_config("no-such-kernel", 0, 0, 0, 0), 0);
@@ -462,15 +444,13 @@ Test(linalg, matmul_large_values_gradients_tangent) {
     for (int i = 0; i < M; i++)
         for (int p = 0; p < K; p++) {
             long double s = 0;
-            for (int j = 0; j < N; j++)
-                s += (long double)G[i * N + j] * g.B[p * N + j];
+            for (int j = 0; j < N; j++) s += (long double)G[i * N + j] * g.B[p * N + j];
             dA[i * K + p] = (double)s;
         }
     for (int p = 0; p < K; p++)
         for (int j = 0; j < N; j++) {
             long double s = 0;
-            for (int i = 0; i < M; i++)
-                s += (long double)g.A[i * K + p] * G[i * N + j];
+            for (int i = 0; i < M; i++) s += (long double)g.A[i * K + p] * G[i * N + j];
             dB[p * N + j] = (double)s;
         }
     sl_tape *t = sl_tape_new();

@@ -17,7 +17,7 @@ static int close_to(double got, double want, double rtol, double atol) {
     return fabs(got - want) <= atol + rtol * fabs(want);
 }
 
-#define EXPECT_CLOSE(got, want, rtol, atol, ...)                                              \
+#define EXPECT_CLOSE(got, want, rtol, atol, ...)                                                   \
     cr_expect(close_to((got), (want), (rtol), (atol)), __VA_ARGS__)
 
 /* A loss of two 1-D inputs of n elements with gradients to both; value and
@@ -119,8 +119,8 @@ Test(loss, bce_rejects_probabilities_outside_unit_interval) {
         cr_expect_null(sl_bce(t, sl_input(t, 1, &n, p, 0), sl_input(t, 1, &n, y, 0)));
         cr_expect_eq(sl_tape_status(t), SL_EARG);
         const char *msg = sl_tape_error(t);
-        cr_expect(msg && strstr(msg, "sl_bce") && strstr(msg, text[i]) && strstr(msg, "[3]"),
-                  "%s", msg);
+        cr_expect(msg && strstr(msg, "sl_bce") && strstr(msg, text[i]) && strstr(msg, "[3]"), "%s",
+                  msg);
         sl_tape_free(t);
     }
 }
@@ -193,11 +193,10 @@ Test(loss, cross_entropy_hand_worked) {
     EXPECT_CLOSE(v, (log(1 + exp(-1.0) + exp(-2.0)) + log(3.0)) / 2.0, 1e-15, 0.0, "%.17g", v);
     /* dx = (softmax - onehot)/N */
     const double z = exp(1.0) + exp(2.0) + exp(3.0);
-    const double want[] = {exp(1.0) / z / 2, exp(2.0) / z / 2, (exp(3.0) / z - 1) / 2,
-                           (1.0 / 3 - 1) / 2, 1.0 / 6, 1.0 / 6};
+    const double want[] = {exp(1.0) / z / 2,  exp(2.0) / z / 2, (exp(3.0) / z - 1) / 2,
+                           (1.0 / 3 - 1) / 2, 1.0 / 6,          1.0 / 6};
     for (int i = 0; i < 6; i++)
-        EXPECT_CLOSE(dx[i], want[i], 1e-14, 1e-17, "dx[%d] = %.17g, want %.17g", i, dx[i],
-                     want[i]);
+        EXPECT_CLOSE(dx[i], want[i], 1e-14, 1e-17, "dx[%d] = %.17g, want %.17g", i, dx[i], want[i]);
 }
 
 Test(loss, cross_entropy_huge_logits_equal_small_ones) {
@@ -271,7 +270,7 @@ static void expect_label_error(double bad, const char *value_text) {
 Test(loss, cross_entropy_rejects_bad_labels) {
     expect_label_error(1.5, "1.5");
     expect_label_error(-1.0, "-1");
-    expect_label_error(3.0, "is 3,");  /* == C */
+    expect_label_error(3.0, "is 3,"); /* == C */
     expect_label_error(NAN, "nan");
     expect_label_error(INFINITY, "inf");
     expect_label_error(1e300, "1.0000000000000001e+300");
@@ -282,11 +281,11 @@ Test(loss, cross_entropy_shape_errors) {
         int nx, dx[3], nl, dl[2];
         const char *sx, *sl;
     } cases[] = {
-        {1, {3}, 1, {3}, "[3]", "[3]"},          /* logits not 2-D */
+        {1, {3}, 1, {3}, "[3]", "[3]"},           /* logits not 2-D */
         {3, {2, 3, 1}, 1, {2}, "[2,3,1]", "[2]"}, /* logits not 2-D */
-        {2, {2, 3}, 1, {3}, "[2,3]", "[3]"},     /* labels of the wrong length */
+        {2, {2, 3}, 1, {3}, "[2,3]", "[3]"},      /* labels of the wrong length */
         {2, {2, 3}, 2, {2, 1}, "[2,3]", "[2,1]"}, /* labels not 1-D */
-        {2, {2, 3}, 0, {0}, "[2,3]", "[]"},      /* labels rank 0 */
+        {2, {2, 3}, 0, {0}, "[2,3]", "[]"},       /* labels rank 0 */
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         sl_tape *t = sl_tape_new();
@@ -334,8 +333,7 @@ Test(loss, gradcheck_every_loss) {
         const sl_op *op = sl_op_find(names[i]);
         cr_assert_not_null(op, "%s is not registered", names[i]);
         sl_gradcheck_report report;
-        cr_expect_eq(sl_gradcheck_op(op, NULL, &report), SL_OK, "%s: %s", names[i],
-                     report.message);
+        cr_expect_eq(sl_gradcheck_op(op, NULL, &report), SL_OK, "%s: %s", names[i], report.message);
         cr_expect(report.ok && report.ncases > 0, "%s", names[i]);
     }
     const sl_op *ce_op = sl_op_find("cross_entropy");

@@ -24,8 +24,7 @@ Test(params, create_and_read_back) {
     cr_expect_eq(sl_param_numel(w), 6);
     cr_expect_eq(sl_param_value(w)[0], 1.0);
     cr_expect_eq(sl_param_value(w)[5], 6.0);
-    for (int i = 0; i < 6; i++)
-        cr_expect_eq(sl_param_grad(w)[i], 0.0, "gradient starts at zero");
+    for (int i = 0; i < 6; i++) cr_expect_eq(sl_param_grad(w)[i], 0.0, "gradient starts at zero");
     /* NULL init means zeros; rank 0 is allowed */
     sl_param *s = sl_param_new(ps, "scale", 0, NULL, NULL);
     cr_assert_not_null(s);
@@ -148,8 +147,7 @@ Test(params, zero_grad_zeroes_every_gradient_only) {
     sl_params *ps = sl_params_new();
     sl_param *a = sl_param_new(ps, "a", 1, (int[]){4}, (double[]){1, 2, 3, 4});
     sl_param *b = sl_param_new(ps, "b", 2, (int[]){2, 2}, (double[]){5, 6, 7, 8});
-    for (int i = 0; i < 4; i++)
-        sl_param_grad(a)[i] = i + 1, sl_param_grad(b)[i] = -i - 1;
+    for (int i = 0; i < 4; i++) sl_param_grad(a)[i] = i + 1, sl_param_grad(b)[i] = -i - 1;
     sl_params_zero_grad(ps);
     for (int i = 0; i < 4; i++) {
         cr_expect_eq(sl_param_grad(a)[i], 0.0);

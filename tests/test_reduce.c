@@ -32,8 +32,7 @@ static double ref_value(int op, const double *x, const size_t *sel, size_t len) 
     double s = 0, m = -INFINITY;
     for (size_t j = 0; j < len; j++) {
         s += x[sel[j]];
-        if (x[sel[j]] > m)
-            m = x[sel[j]];
+        if (x[sel[j]] > m) m = x[sel[j]];
     }
     switch (op) {
     case SUM:
@@ -44,8 +43,7 @@ static double ref_value(int op, const double *x, const size_t *sel, size_t len) 
         return m;
     default: {
         double e = 0;
-        for (size_t j = 0; j < len; j++)
-            e += exp(x[sel[j]] - m);
+        for (size_t j = 0; j < len; j++) e += exp(x[sel[j]] - m);
         return m + log(e);
     }
     }
@@ -61,8 +59,7 @@ static double ref_slope(int op, const double *x, const size_t *sel, size_t len, 
     case MAX: {
         size_t arg = 0;
         for (size_t i = 1; i < len; i++)
-            if (x[sel[i]] > x[sel[arg]])
-                arg = i;
+            if (x[sel[i]] > x[sel[arg]]) arg = i;
         return j == arg ? 1.0 : 0.0;
     }
     default:
@@ -74,11 +71,9 @@ static double ref_slope(int op, const double *x, const size_t *sel, size_t len, 
  * form), keepdim. */
 static void check_reduce(int op, int nd, const int *dims, int axis, int keepdim) {
     size_t n = 1;
-    for (int i = 0; i < nd; i++)
-        n *= (size_t)dims[i];
+    for (int i = 0; i < nd; i++) n *= (size_t)dims[i];
     double x[120];
-    for (size_t i = 0; i < n; i++)
-        x[i] = sin(1.3 * (double)i + 0.4) * 2.0; /* distinct */
+    for (size_t i = 0; i < n; i++) x[i] = sin(1.3 * (double)i + 0.4) * 2.0; /* distinct */
     int ax = axis == SL_ALL ? -1 : (axis < 0 ? axis + nd : axis);
     /* expected output shape (NumPy with keepdims) */
     int wn = 0, wd[SL_MAX_DIMS];
@@ -90,11 +85,9 @@ static void check_reduce(int op, int nd, const int *dims, int axis, int keepdim)
     }
     size_t nout = 1;
     for (int i = 0; i < nd; i++)
-        if (ax >= 0 && i != ax)
-            nout *= (size_t)dims[i];
+        if (ax >= 0 && i != ax) nout *= (size_t)dims[i];
     double g[120];
-    for (size_t i = 0; i < nout; i++)
-        g[i] = 0.5 + 0.75 * (double)i;
+    for (size_t i = 0; i < nout; i++) g[i] = 0.5 + 0.75 * (double)i;
 
     sl_tape *t = sl_tape_new();
     sl_var *xv = sl_input(t, nd, dims, x, SL_GRAD);
@@ -111,35 +104,28 @@ static void check_reduce(int op, int nd, const int *dims, int axis, int keepdim)
     /* strides of x */
     size_t st[SL_MAX_DIMS];
     size_t s = 1;
-    for (int i = nd - 1; i >= 0; i--)
-        st[i] = s, s *= (size_t)dims[i];
+    for (int i = nd - 1; i >= 0; i--) st[i] = s, s *= (size_t)dims[i];
     double dx[120] = {0};
     /* walk the output positions: the multi-index over the kept axes */
     int idx[SL_MAX_DIMS] = {0};
     for (size_t o = 0; o < nout; o++) {
         size_t sel[120], len = 0;
         if (ax < 0) {
-            for (size_t i = 0; i < n; i++)
-                sel[len++] = i;
+            for (size_t i = 0; i < n; i++) sel[len++] = i;
         } else {
             size_t base = 0;
             for (int i = 0; i < nd; i++)
-                if (i != ax)
-                    base += (size_t)idx[i] * st[i];
-            for (int j = 0; j < dims[ax]; j++)
-                sel[len++] = base + (size_t)j * st[ax];
+                if (i != ax) base += (size_t)idx[i] * st[i];
+            for (int j = 0; j < dims[ax]; j++) sel[len++] = base + (size_t)j * st[ax];
         }
         double want = ref_value(op, x, sel, len);
         cr_expect(near(sl_value(y)[o], want, 1e-14, 1e-14),
                   "%s axis %d: out[%zu] = %.17g, want %.17g", NAMES[op], axis, o, sl_value(y)[o],
                   want);
-        for (size_t j = 0; j < len; j++)
-            dx[sel[j]] += g[o] * ref_slope(op, x, sel, len, j);
+        for (size_t j = 0; j < len; j++) dx[sel[j]] += g[o] * ref_slope(op, x, sel, len, j);
         for (int i = nd - 1; i >= 0; i--) { /* next output position */
-            if (i == ax)
-                continue;
-            if (++idx[i] < dims[i])
-                break;
+            if (i == ax) continue;
+            if (++idx[i] < dims[i]) break;
             idx[i] = 0;
         }
     }
@@ -161,8 +147,7 @@ Test(reduce, every_axis_values_and_gradients) {
             int nd = shapes[s].nd;
             for (int keep = 0; keep <= 1; keep++) {
                 check_reduce(op, nd, shapes[s].dims, SL_ALL, keep);
-                for (int ax = -nd; ax < nd; ax++)
-                    check_reduce(op, nd, shapes[s].dims, ax, keep);
+                for (int ax = -nd; ax < nd; ax++) check_reduce(op, nd, shapes[s].dims, ax, keep);
             }
         }
 }
@@ -175,8 +160,7 @@ Test(reduce, keepdim_shapes_like_numpy) {
     cr_assert_eq(sl_tape_status(t), SL_OK);
     cr_expect_eq(sl_ndim(a), 0, "sum over all axes is a scalar");
     cr_expect_eq(sl_ndim(b), 3, "keepdim with SL_ALL keeps every axis as 1");
-    for (int i = 0; i < 3; i++)
-        cr_expect_eq(sl_dims(b)[i], 1);
+    for (int i = 0; i < 3; i++) cr_expect_eq(sl_dims(b)[i], 1);
     cr_expect_eq(sl_ndim(c), 3);
     cr_expect_eq(sl_dims(c)[0], 2);
     cr_expect_eq(sl_dims(c)[1], 1);
@@ -205,8 +189,7 @@ Test(reduce, max_ties_share_the_gradient) {
     y = sl_max(t, x, 1, 0);
     cr_assert_eq(sl_backward_seed(t, y, g), SL_OK);
     const double want[6] = {2, 2, 2, 0, 1, 0};
-    for (int i = 0; i < 6; i++)
-        cr_expect_eq(sl_grad(x)[i], want[i], "dx[%d]", i);
+    for (int i = 0; i < 6; i++) cr_expect_eq(sl_grad(x)[i], want[i], "dx[%d]", i);
     sl_tape_free(t);
 }
 
@@ -224,8 +207,7 @@ Test(reduce, logsumexp_is_stable_for_large_inputs) {
      * ulp(1002) ~ 1.1e-13, hence the tolerance. */
     const double sm[3] = {exp(-2.0) / z, exp(-1.0) / z, 1.0 / z};
     double total = 0;
-    for (int i = 0; i < 3; i++)
-        total += sl_grad(x)[i];
+    for (int i = 0; i < 3; i++) total += sl_grad(x)[i];
     cr_expect(near(total, 1.0, 1e-12, 0), "softmax sums to 1: %.17g", total);
     for (int i = 0; i < 3; i++)
         cr_expect(near(sl_grad(x)[i], sm[i], 1e-12, 0), "dx[%d] = %.17g, want %.17g", i,
@@ -311,7 +293,6 @@ Test(reduce, chained_reductions) {
     sl_var *y = sl_mean(t, sl_sum(t, x, 0, 0), SL_ALL, 0); /* mean of column sums */
     cr_assert_eq(sl_backward(t, y), SL_OK);
     cr_expect_eq(sl_item(y), 7.0);
-    for (int i = 0; i < 6; i++)
-        cr_expect(near(sl_grad(x)[i], 1.0 / 3.0, 1e-15, 0));
+    for (int i = 0; i < 6; i++) cr_expect(near(sl_grad(x)[i], 1.0 / 3.0, 1e-15, 0));
     sl_tape_free(t);
 }

@@ -22,8 +22,7 @@ static void free_indices(struct criterion_test_params *crp) { cr_free(crp->param
 ParameterizedTestParameters(registry, gradcheck_every_op) {
     int n = sl_op_count();
     int *idx = cr_malloc(sizeof(int) * (size_t)(n > 0 ? n : 1));
-    for (int i = 0; i < n; i++)
-        idx[i] = i;
+    for (int i = 0; i < n; i++) idx[i] = i;
     return cr_make_param_array(int, idx, (size_t)n, free_indices);
 }
 
@@ -84,10 +83,8 @@ Test(registry, every_op_is_complete) {
         for (int k = 0; k < op->arity; k++)
             cr_expect_neq(op->domain[k], SL_DOMAIN_NONE, "%s: input %d has no domain", nm, k);
         cr_expect_gt(sl_op_ncases(op), 0, "%s: no gradient-check case", nm);
-        if (op->kind == SL_KIND_MAP)
-            cr_expect_eq(op->arity, 1, "%s: MAP is unary", nm);
-        if (op->kind == SL_KIND_ZIP)
-            cr_expect_eq(op->arity, 2, "%s: ZIP is binary", nm);
+        if (op->kind == SL_KIND_MAP) cr_expect_eq(op->arity, 1, "%s: MAP is unary", nm);
+        if (op->kind == SL_KIND_ZIP) cr_expect_eq(op->arity, 2, "%s: ZIP is binary", nm);
         if (op->kind == SL_KIND_CUSTOM)
             cr_expect(op->cases && op->ncases > 0, "%s: CUSTOM without cases", nm);
         /* the signature names the public function: "sl_<name>(" */
@@ -104,27 +101,22 @@ Test(registry, every_op_is_complete) {
 static void cube_forward(sl_var *out) {
     const double *x = sl_value(sl_in(out, 0));
     double *o = sl_out_data(out);
-    for (size_t i = 0; i < sl_numel(out); i++)
-        o[i] = x[i] * x[i] * x[i];
+    for (size_t i = 0; i < sl_numel(out); i++) o[i] = x[i] * x[i] * x[i];
 }
 static void cube_backward(sl_var *out) {
     const sl_var *x = sl_in(out, 0);
     double *dx = sl_grad_data(x);
-    if (!dx)
-        return;
+    if (!dx) return;
     const double *xv = sl_value(x), *g = sl_grad(out);
-    for (size_t i = 0; i < sl_numel(out); i++)
-        dx[i] += g[i] * 3.0 * xv[i] * xv[i];
+    for (size_t i = 0; i < sl_numel(out); i++) dx[i] += g[i] * 3.0 * xv[i] * xv[i];
 }
 /* the same with a wrong derivative, 2 z^2 */
 static void cube_backward_wrong(sl_var *out) {
     const sl_var *x = sl_in(out, 0);
     double *dx = sl_grad_data(x);
-    if (!dx)
-        return;
+    if (!dx) return;
     const double *xv = sl_value(x), *g = sl_grad(out);
-    for (size_t i = 0; i < sl_numel(out); i++)
-        dx[i] += g[i] * 2.0 * xv[i] * xv[i];
+    for (size_t i = 0; i < sl_numel(out); i++) dx[i] += g[i] * 2.0 * xv[i] * xv[i];
 }
 
 /* tangent rule (forward mode): dout = 3 z^2 dz; a NULL input tangent is zero */
@@ -133,8 +125,7 @@ static void cube_jvp(sl_var *out) {
     const double *dx = sl_tangent_data(x), *xv = sl_value(x);
     double *dout = sl_tangent_data(out);
     cr_assert_not_null(dout, "a user jvp must be able to write its output tangent");
-    for (size_t i = 0; i < sl_numel(out); i++)
-        dout[i] = dx ? 3.0 * xv[i] * xv[i] * dx[i] : 0.0;
+    for (size_t i = 0; i < sl_numel(out); i++) dout[i] = dx ? 3.0 * xv[i] * xv[i] * dx[i] : 0.0;
 }
 /* a wrong tangent rule, 2 z^2 dz */
 static void cube_jvp_wrong(sl_var *out) {
@@ -142,8 +133,7 @@ static void cube_jvp_wrong(sl_var *out) {
     const double *dx = sl_tangent_data(x), *xv = sl_value(x);
     double *dout = sl_tangent_data(out);
     cr_assert_not_null(dout);
-    for (size_t i = 0; i < sl_numel(out); i++)
-        dout[i] = dx ? 2.0 * xv[i] * xv[i] * dx[i] : 0.0;
+    for (size_t i = 0; i < sl_numel(out); i++) dout[i] = dx ? 2.0 * xv[i] * xv[i] * dx[i] : 0.0;
 }
 
 #define CUBE(NAME, BWD, JVP)                                                                       \
@@ -218,8 +208,7 @@ static void hyp_forward(sl_var *out) {
     const sl_var *a = sl_in(out, 0), *b = sl_in(out, 1);
     double *o = sl_out_data(out);
     const size_t nb = sl_numel(b);
-    for (size_t i = 0; i < sl_numel(out); i++)
-        o[i] = hypot(sl_value(a)[i], sl_value(b)[i % nb]);
+    for (size_t i = 0; i < sl_numel(out); i++) o[i] = hypot(sl_value(a)[i], sl_value(b)[i % nb]);
 }
 static void hyp_backward(sl_var *out) {
     const sl_var *a = sl_in(out, 0), *b = sl_in(out, 1);
@@ -227,10 +216,8 @@ static void hyp_backward(sl_var *out) {
     const double *o = sl_value(out), *g = sl_grad(out);
     const size_t nb = sl_numel(b);
     for (size_t i = 0; i < sl_numel(out); i++) {
-        if (da)
-            da[i] += g[i] * sl_value(a)[i] / o[i];
-        if (db)
-            db[i % nb] += g[i] * sl_value(b)[i % nb] / o[i];
+        if (da) da[i] += g[i] * sl_value(a)[i] / o[i];
+        if (db) db[i % nb] += g[i] * sl_value(b)[i % nb] / o[i];
     }
 }
 

@@ -51,10 +51,8 @@ Test(rng, uniform_range_and_mean) {
         double u = sl_rng_uniform(&r);
         cr_assert(u >= 0.0 && u < 1.0, "draw %d = %.17g outside [0,1)", i, u);
         s += u;
-        if (u < lo)
-            lo = u;
-        if (u > hi)
-            hi = u;
+        if (u < lo) lo = u;
+        if (u > hi) hi = u;
     }
     cr_expect(fabs(s / n - 0.5) < 0.01, "mean %g", s / n); /* sd of the mean ~ 0.0009 */
     cr_expect_lt(lo, 0.001);

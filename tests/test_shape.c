@@ -23,8 +23,7 @@ static void expect_bcast(int na, const int *da, int nb, const int *db, int nwant
     int nd2 = -1, d2[SL_MAX_DIMS] = {0};
     cr_assert(sl__broadcast(nb, db, na, da, &nd2, d2));
     cr_expect_eq(nd2, nd);
-    for (int i = 0; i < nd; i++)
-        cr_expect_eq(d2[i], d[i]);
+    for (int i = 0; i < nd; i++) cr_expect_eq(d2[i], d[i]);
 }
 
 Test(shape, broadcast_numpy_examples) {
@@ -101,8 +100,7 @@ static size_t src_index(const shp *xs, const shp *os, const int *idx) {
 
 static size_t numel_of(const shp *s) {
     size_t n = 1;
-    for (int i = 0; i < s->n; i++)
-        n *= (size_t)s->d[i];
+    for (int i = 0; i < s->n; i++) n *= (size_t)s->d[i];
     return n;
 }
 
@@ -154,18 +152,15 @@ Test(shape, binary_forward_values_with_broadcasting) {
         const shp *sa = &cases[c].a, *sb = &cases[c].b, *so = &cases[c].out;
         size_t na = numel_of(sa), nb = numel_of(sb), no = numel_of(so);
         double A[256], B[256];
-        for (size_t i = 0; i < na; i++)
-            A[i] = 0.25 * (double)i - 1.5;
-        for (size_t i = 0; i < nb; i++)
-            B[i] = 0.5 + 0.125 * (double)i; /* nonzero: div */
+        for (size_t i = 0; i < na; i++) A[i] = 0.25 * (double)i - 1.5;
+        for (size_t i = 0; i < nb; i++) B[i] = 0.5 + 0.125 * (double)i; /* nonzero: div */
         for (int op = 0; op < 4; op++) {
             sl_tape *t = sl_tape_new();
             sl_var *a = sl_input(t, sa->n, sa->d, A, 0), *b = sl_input(t, sb->n, sb->d, B, 0);
             sl_var *o = slope_op(t, op, a, b);
             cr_assert_not_null(o, "case %zu op %d: %s", c, op, sl_tape_error(t));
             cr_assert_eq(sl_ndim(o), so->n, "case %zu", c);
-            for (int i = 0; i < so->n; i++)
-                cr_expect_eq(sl_dims(o)[i], so->d[i]);
+            for (int i = 0; i < so->n; i++) cr_expect_eq(sl_dims(o)[i], so->d[i]);
             cr_assert_eq(sl_numel(o), no);
             /* walk the output in row-major order */
             int idx[SL_MAX_DIMS] = {0};
@@ -174,8 +169,7 @@ Test(shape, binary_forward_values_with_broadcasting) {
                 cr_expect_eq(sl_value(o)[k], want, "case %zu op %d elem %zu: %.17g, want %.17g", c,
                              op, k, sl_value(o)[k], want);
                 for (int i = so->n - 1; i >= 0; i--) { /* increment the multi-index */
-                    if (++idx[i] < so->d[i])
-                        break;
+                    if (++idx[i] < so->d[i]) break;
                     idx[i] = 0;
                 }
             }
@@ -211,8 +205,7 @@ Test(shape, broadcast_error_names_op_and_shapes) {
 Test(shape, unbroadcast_sums_over_broadcast_axes) {
     sl_tape *t = sl_tape_new();
     double g[24];
-    for (int i = 0; i < 24; i++)
-        g[i] = (double)(i + 1);
+    for (int i = 0; i < 24; i++) g[i] = (double)(i + 1);
     sl_var *out = sl_input(t, 3, (int[]){2, 3, 4}, g, 0);
     /* x [4]: sum over axes 0, 1 */
     sl_var *x = sl_input(t, 1, (int[]){4}, NULL, 0);
@@ -221,8 +214,7 @@ Test(shape, unbroadcast_sums_over_broadcast_axes) {
     for (int k = 0; k < 4; k++) {
         double s = 1;
         for (int i = 0; i < 2; i++)
-            for (int j = 0; j < 3; j++)
-                s += g[(i * 3 + j) * 4 + k];
+            for (int j = 0; j < 3; j++) s += g[(i * 3 + j) * 4 + k];
         cr_expect_eq(dx[k], s, "dx[%d]", k);
     }
     /* x [2,1,4]: sum over axis 1 */
@@ -232,8 +224,7 @@ Test(shape, unbroadcast_sums_over_broadcast_axes) {
     for (int i = 0; i < 2; i++)
         for (int k = 0; k < 4; k++) {
             double s = 0;
-            for (int j = 0; j < 3; j++)
-                s += g[(i * 3 + j) * 4 + k];
+            for (int j = 0; j < 3; j++) s += g[(i * 3 + j) * 4 + k];
             cr_expect_eq(dy[i * 4 + k], s);
         }
     /* x [3,1]: sum over axes 0 and 2 */
@@ -243,8 +234,7 @@ Test(shape, unbroadcast_sums_over_broadcast_axes) {
     for (int j = 0; j < 3; j++) {
         double s = 0;
         for (int i = 0; i < 2; i++)
-            for (int k = 0; k < 4; k++)
-                s += g[(i * 3 + j) * 4 + k];
+            for (int k = 0; k < 4; k++) s += g[(i * 3 + j) * 4 + k];
         cr_expect_eq(dz[j], s);
     }
     /* a scalar gets the total; the same shape gets dout itself */
@@ -254,7 +244,6 @@ Test(shape, unbroadcast_sums_over_broadcast_axes) {
     cr_expect_eq(ds, 300.0);
     double dsame[24] = {0};
     sl__unbroadcast_add(dsame, out, g, out);
-    for (int i = 0; i < 24; i++)
-        cr_expect_eq(dsame[i], g[i]);
+    for (int i = 0; i < 24; i++) cr_expect_eq(dsame[i], g[i]);
     sl_tape_free(t);
 }

@@ -50,8 +50,8 @@ Test(softmax, vector_values_pinned) {
     for (int i = 0; i < 3; i++) {
         cr_expect(close_to(sl_value(s)[i], want[i], 1e-15, 0.0), "softmax[%d] = %.17g", i,
                   sl_value(s)[i]);
-        cr_expect(close_to(sl_value(ls)[i], x[i] - lse, 1e-15, 1e-16), "log_softmax[%d] = %.17g",
-                  i, sl_value(ls)[i]);
+        cr_expect(close_to(sl_value(ls)[i], x[i] - lse, 1e-15, 1e-16), "log_softmax[%d] = %.17g", i,
+                  sl_value(ls)[i]);
     }
     cr_expect_eq(sl_ndim(s), 1);
     cr_expect_eq(sl_dims(s)[0], 3);
@@ -63,7 +63,7 @@ Test(softmax, every_axis_matches_closed_form) {
     static const struct {
         int nd, dims[4], axis;
     } cases[] = {
-        {2, {2, 3}, 0},    {2, {2, 3}, 1},    {2, {2, 3}, -1},      {2, {2, 3}, -2},
+        {2, {2, 3}, 0},    {2, {2, 3}, 1},     {2, {2, 3}, -1},      {2, {2, 3}, -2},
         {3, {2, 3, 4}, 1}, {3, {2, 3, 4}, -3}, {4, {2, 1, 3, 2}, 2}, {4, {2, 2, 2, 3}, -1},
         {1, {1}, 0},       {2, {4, 1}, 1},
     };
@@ -246,8 +246,7 @@ Test(softmax, gradcheck_both_ops) {
         const sl_op *op = sl_op_find(names[i]);
         cr_assert_not_null(op, "%s is not registered", names[i]);
         sl_gradcheck_report report;
-        cr_expect_eq(sl_gradcheck_op(op, NULL, &report), SL_OK, "%s: %s", names[i],
-                     report.message);
+        cr_expect_eq(sl_gradcheck_op(op, NULL, &report), SL_OK, "%s: %s", names[i], report.message);
         cr_expect(report.ok && report.ncases >= 5, "%s: %d cases", names[i], report.ncases);
         /* the cases cover negative axes and several ranks */
         int neg = 0, ranks = 0;

@@ -37,10 +37,8 @@ Test(tape, status_names_and_strings_for_every_code) {
     for (int i = 0; i < nwant; i++) {
         cr_expect_str_eq(sl_status_name(want[i].code), want[i].name);
         cr_expect_str_eq(sl_status_str(want[i].code), want[i].text);
-        if (want[i].code != SL_OK)
-            cr_expect_lt(want[i].code, 0, "%s", want[i].name);
-        for (int j = 0; j < i; j++)
-            cr_expect_neq(want[i].code, want[j].code);
+        if (want[i].code != SL_OK) cr_expect_lt(want[i].code, 0, "%s", want[i].name);
+        for (int j = 0; j < i; j++) cr_expect_neq(want[i].code, want[j].code);
     }
     /* every code of the map has a row above: a new code needs a test row */
     int nmap = 0;
@@ -292,8 +290,7 @@ Test(tape, leaves_copy_their_data) {
     cr_expect_eq(sl_numel(x), 6);
     cr_expect(isnan(sl_item(x)), "item of a 6-element node is NaN");
     sl_var *z = sl_input(t, 2, d23, NULL, 0);
-    for (int i = 0; i < 6; i++)
-        cr_expect_eq(sl_value(z)[i], 0.0, "NULL data means zeros");
+    for (int i = 0; i < 6; i++) cr_expect_eq(sl_value(z)[i], 0.0, "NULL data means zeros");
     sl_var *s = sl_scalar(t, -2.5, 0);
     cr_expect_eq(sl_ndim(s), 0);
     cr_expect_not_null(sl_dims(s));
@@ -350,8 +347,7 @@ Test(tape, backward_seed_is_a_vjp) {
     x = sl_input(t, 1, d3, X3, SL_GRAD);
     y = sl_square(t, x);
     cr_assert_eq(sl_backward_seed(t, y, v3), SL_OK);
-    for (int i = 0; i < 3; i++)
-        cr_expect_eq(sl_grad(x)[i], 2.0 * X3[i] * v3[i]);
+    for (int i = 0; i < 3; i++) cr_expect_eq(sl_grad(x)[i], 2.0 * X3[i] * v3[i]);
     sl_tape_free(t);
 }
 
@@ -419,8 +415,7 @@ Test(tape, unused_grad_leaf_has_zero_gradient) {
     sl_var *y = sl_exp(t, x);
     cr_assert_eq(sl_backward(t, y), SL_OK);
     cr_assert_not_null(sl_grad(u), "an SL_GRAD leaf y does not use reads zeros, not NULL");
-    for (int i = 0; i < 3; i++)
-        cr_expect_eq(sl_grad(u)[i], 0.0);
+    for (int i = 0; i < 3; i++) cr_expect_eq(sl_grad(u)[i], 0.0);
     cr_expect(near(sl_grad(x)[0], exp(2.0), 1e-15, 0));
     sl_tape_free(t);
     /* also when y depends on no gradient leaf at all */
@@ -430,8 +425,7 @@ Test(tape, unused_grad_leaf_has_zero_gradient) {
     y = sl_exp(t, c);
     cr_expect_eq(sl_backward(t, y), SL_OK);
     cr_assert_not_null(sl_grad(u));
-    for (int i = 0; i < 3; i++)
-        cr_expect_eq(sl_grad(u)[i], 0.0);
+    for (int i = 0; i < 3; i++) cr_expect_eq(sl_grad(u)[i], 0.0);
     cr_expect_null(sl_grad(y));
     sl_tape_free(t);
 }
@@ -460,8 +454,7 @@ Test(tape, million_node_product_chain) {
     const int n = 1000000;
     sl_tape *t = sl_tape_new();
     sl_var *x = sl_scalar(t, x0, SL_GRAD), *c = sl_scalar(t, c0, 0), *y = x;
-    for (int i = 0; i < n; i++)
-        y = sl_mul(t, y, c);
+    for (int i = 0; i < n; i++) y = sl_mul(t, y, c);
     cr_assert_eq(sl_tape_status(t), SL_OK, "%s", sl_tape_error(t));
     cr_assert_eq(sl_tape_size(t), (size_t)n + 2);
     cr_assert_eq(sl_backward(t, y), SL_OK, "%s", sl_tape_error(t));
@@ -554,12 +547,9 @@ Test(tape, forward_replay_matches_fresh_recording) {
     for (int k = 0; k < 3; k++)
         for (size_t i = 0; i < sl_numel(L[k]); i++)
             cr_expect_eq(sl_grad(L[k])[i], sl_grad(M[k])[i], "leaf %d elem %zu", k, i);
-    for (int i = 0; i < 6; i++)
-        cr_expect(near(sl_grad(L[0])[i], dW[i], 1e-14, 1e-15));
-    for (int i = 0; i < 2; i++)
-        cr_expect(near(sl_grad(L[1])[i], dx[i], 1e-14, 1e-15));
-    for (int i = 0; i < 3; i++)
-        cr_expect(near(sl_grad(L[2])[i], db[i], 1e-14, 1e-15));
+    for (int i = 0; i < 6; i++) cr_expect(near(sl_grad(L[0])[i], dW[i], 1e-14, 1e-15));
+    for (int i = 0; i < 2; i++) cr_expect(near(sl_grad(L[1])[i], dx[i], 1e-14, 1e-15));
+    for (int i = 0; i < 3; i++) cr_expect(near(sl_grad(L[2])[i], db[i], 1e-14, 1e-15));
     /* op nodes have no writable leaf data */
     cr_expect_null(sl_leaf_data(y));
     sl_tape_free(f);
@@ -613,8 +603,7 @@ Test(tape, clear_loop_allocates_nothing_after_first_step) {
         sl_tape_clear(t);
         sl_var *y = record_f(t, W, x, b, L);
         cr_assert_eq(sl_backward(t, y), SL_OK);
-        if (step == 0)
-            calls = c.calls;
+        if (step == 0) calls = c.calls;
     }
     cr_expect_eq(c.calls, calls, "%ld allocator calls after the first step", c.calls - calls);
     sl_tape_free(t);
@@ -637,30 +626,24 @@ Test(tape, params_outlive_clear_and_accumulate) {
     sl_var *y = sl_sum(t, sl_mul(t, wv, x), SL_ALL, 0);
     cr_assert_eq(sl_backward(t, y), SL_OK);
     cr_expect_eq(sl_item(y), 0.5 - 2.0 - 6.0);
-    for (int i = 0; i < 3; i++)
-        cr_expect_eq(sl_param_grad(w)[i], xv[i]);
+    for (int i = 0; i < 3; i++) cr_expect_eq(sl_param_grad(w)[i], xv[i]);
     /* the tape is cleared; the parameter lives on and keeps accumulating */
     sl_tape_clear(t);
-    for (int i = 0; i < 3; i++)
-        cr_expect_eq(sl_param_value(w)[i], w0[i]);
+    for (int i = 0; i < 3; i++) cr_expect_eq(sl_param_value(w)[i], w0[i]);
     wv = sl_use(t, w);
     x = sl_input(t, 1, d3, xv, 0);
     y = sl_sum(t, sl_mul(t, wv, x), SL_ALL, 0);
     cr_assert_eq(sl_backward(t, y), SL_OK);
-    for (int i = 0; i < 3; i++)
-        cr_expect_eq(sl_param_grad(w)[i], 2 * xv[i]);
+    for (int i = 0; i < 3; i++) cr_expect_eq(sl_param_grad(w)[i], 2 * xv[i]);
     /* an optimiser-like update: sl_forward sees the new values */
-    for (int i = 0; i < 3; i++)
-        sl_param_value(w)[i] -= 0.1 * sl_param_grad(w)[i];
+    for (int i = 0; i < 3; i++) sl_param_value(w)[i] -= 0.1 * sl_param_grad(w)[i];
     cr_assert_eq(sl_forward(t), SL_OK);
     double want = 0;
-    for (int i = 0; i < 3; i++)
-        want += (w0[i] - 0.2 * xv[i]) * xv[i];
+    for (int i = 0; i < 3; i++) want += (w0[i] - 0.2 * xv[i]) * xv[i];
     cr_expect(near(sl_item(y), want, 1e-15, 1e-15), "%.17g vs %.17g", sl_item(y), want);
     /* sl_zero_grad on the tape zeroes the parameter's gradient too */
     sl_zero_grad(t);
-    for (int i = 0; i < 3; i++)
-        cr_expect_eq(sl_param_grad(w)[i], 0.0);
+    for (int i = 0; i < 3; i++) cr_expect_eq(sl_param_grad(w)[i], 0.0);
     sl_tape_free(t);
     /* the store survives the tape */
     cr_expect_eq(sl_params_get(ps, "w"), w);
@@ -681,14 +664,12 @@ static const char *oom_graph(sl_tape *t, double *out) {
         W[i] = 0.02 * (double)((i * 7) % 13 - 6);
         X[i] = 0.1 * (double)((i * 5) % 11 - 5);
     }
-    for (int i = 0; i < OOM_N; i++)
-        B[i] = 0.1 * (double)(i % 3 - 1);
+    for (int i = 0; i < OOM_N; i++) B[i] = 0.1 * (double)(i % 3 - 1);
     int dw[] = {OOM_N, OOM_N}, db[] = {OOM_N, 1};
     const char *failed = "";
 #define STEP(name, expr)                                                                           \
     expr;                                                                                          \
-    if (!failed[0] && sl_tape_status(t) != SL_OK)                                                  \
-        failed = name;
+    if (!failed[0] && sl_tape_status(t) != SL_OK) failed = name;
     STEP("sl_input", sl_var *w = sl_input(t, 2, dw, W, SL_GRAD))
     STEP("sl_input", sl_var *x = sl_input(t, 2, dw, X, SL_GRAD))
     STEP("sl_input", sl_var *b = sl_input(t, 2, db, B, SL_GRAD))
@@ -703,8 +684,7 @@ static const char *oom_graph(sl_tape *t, double *out) {
 #undef STEP
     if (failed[0]) {
         cr_expect_eq(rc, SL_ENOMEM, "sl_backward returns the sticky error");
-        if (strcmp(failed, "sl_backward") != 0)
-            cr_expect_null(y, "the poison propagates");
+        if (strcmp(failed, "sl_backward") != 0) cr_expect_null(y, "the poison propagates");
     } else {
         cr_expect_eq(rc, SL_OK);
         *out = sl_item(y) + sl_grad(w)[0] + sl_grad(x)[1] + sl_grad(b)[2];
@@ -793,8 +773,7 @@ Test(tape, params_out_of_memory_at_every_allocation) {
         size_t made = 0;
         for (int i = 0; i < 4; i++) {
             double init[12];
-            for (int k = 0; k < 12; k++)
-                init[k] = i + 0.1 * k;
+            for (int k = 0; k < 12; k++) init[k] = i + 0.1 * k;
             sl_param *p = sl_param_new(ps, names[i], ndims[i], dims[i], init);
             if (!p) {
                 const char *m = sl_params_error(ps);
@@ -811,8 +790,7 @@ Test(tape, params_out_of_memory_at_every_allocation) {
         cr_expect_eq(sl_params_count(ps), made);
         /* iteration sees exactly the parameters that were made */
         size_t seen = 0;
-        for (sl_param *p = sl_params_next(ps, NULL); p; p = sl_params_next(ps, p))
-            seen++;
+        for (sl_param *p = sl_params_next(ps, NULL); p; p = sl_params_next(ps, p)) seen++;
         cr_expect_eq(seen, made);
         sl_params_free(ps);
         cr_expect_eq(c.live, 0, "N = %ld: %ld blocks leaked", n, c.live);
@@ -834,8 +812,7 @@ static void copy_forward(sl_var *out) {
 static void copy_backward(sl_var *out) {
     double *dx = sl_grad_data(sl_in(out, 0));
     if (dx)
-        for (size_t i = 0; i < sl_numel(out); i++)
-            dx[i] += sl_grad(out)[i];
+        for (size_t i = 0; i < sl_numel(out); i++) dx[i] += sl_grad(out)[i];
 }
 
 /* sl_apply takes any descriptor, registered or not: a malformed one is a
@@ -916,8 +893,7 @@ Test(tape, value_and_gradient_buffers_are_aligned) {
         k += 2;
     }
     sl_var *y = sl_scalar(t, 0, SL_GRAD);
-    for (int i = 1; i < k; i += 2)
-        y = sl_add(t, y, sl_sum(t, v[i], SL_ALL, 0));
+    for (int i = 1; i < k; i += 2) y = sl_add(t, y, sl_sum(t, v[i], SL_ALL, 0));
     cr_assert_eq(sl_backward(t, y), SL_OK);
     for (int i = 0; i < k; i++) {
         cr_expect_eq((uintptr_t)sl_value(v[i]) % 32, 0, "node %d value", i);
@@ -966,23 +942,19 @@ Test(tape, jvp_directional_derivative) {
 
 static void cube_fwd(sl_var *out) {
     const double *x = sl_value(sl_in(out, 0));
-    for (size_t i = 0; i < sl_numel(out); i++)
-        sl_out_data(out)[i] = x[i] * x[i] * x[i];
+    for (size_t i = 0; i < sl_numel(out); i++) sl_out_data(out)[i] = x[i] * x[i] * x[i];
 }
 static void cube_bwd(sl_var *out) {
     double *dx = sl_grad_data(sl_in(out, 0));
     const double *x = sl_value(sl_in(out, 0));
     if (dx)
-        for (size_t i = 0; i < sl_numel(out); i++)
-            dx[i] += sl_grad(out)[i] * 3 * x[i] * x[i];
+        for (size_t i = 0; i < sl_numel(out); i++) dx[i] += sl_grad(out)[i] * 3 * x[i] * x[i];
 }
 static void cube_tan(sl_var *out) {
     const double *dx = sl_tangent_data(sl_in(out, 0)), *x = sl_value(sl_in(out, 0));
     double *dout = sl_tangent_data(out);
-    if (!dout)
-        return; /* would leave the tangent unset: caught below */
-    for (size_t i = 0; i < sl_numel(out); i++)
-        dout[i] = dx ? 3 * x[i] * x[i] * dx[i] : 0.0;
+    if (!dout) return; /* would leave the tangent unset: caught below */
+    for (size_t i = 0; i < sl_numel(out); i++) dout[i] = dx ? 3 * x[i] * x[i] * dx[i] : 0.0;
 }
 
 /* A user op's tangent rule reaches its output through the public accessor. */

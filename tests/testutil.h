@@ -43,8 +43,7 @@ static inline void *counting_alloc_fn(size_t size, void *ud) {
 
 static inline void counting_free_fn(void *p, void *ud) {
     counting_alloc *c = ud;
-    if (!p)
-        return;
+    if (!p) return;
     c->live--;
     free(p);
 }
@@ -56,10 +55,8 @@ static inline sl_allocator counting_allocator(counting_alloc *c) {
 
 /* |a - b| <= atol + rtol*|b|; NaN never passes unless both are NaN. */
 static inline int near(double a, double b, double rtol, double atol) {
-    if (isnan(a) || isnan(b))
-        return isnan(a) && isnan(b);
-    if (isinf(a) || isinf(b))
-        return a == b;
+    if (isnan(a) || isnan(b)) return isnan(a) && isnan(b);
+    if (isinf(a) || isinf(b)) return a == b;
     return fabs(a - b) <= atol + rtol * fabs(b);
 }
 

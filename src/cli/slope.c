@@ -21,13 +21,20 @@
 
 static const char *domain_name(sl_domain d) {
     switch (d) {
-    case SL_DOMAIN_REAL: return "real";
-    case SL_DOMAIN_NONZERO: return "nonzero (away from 0)";
-    case SL_DOMAIN_POSITIVE: return "positive";
-    case SL_DOMAIN_UNIT: return "(0,1)";
-    case SL_DOMAIN_DISTINCT: return "real, no ties";
-    case SL_DOMAIN_LABELS: return "class labels";
-    default: return "NONE";
+    case SL_DOMAIN_REAL:
+        return "real";
+    case SL_DOMAIN_NONZERO:
+        return "nonzero (away from 0)";
+    case SL_DOMAIN_POSITIVE:
+        return "positive";
+    case SL_DOMAIN_UNIT:
+        return "(0,1)";
+    case SL_DOMAIN_DISTINCT:
+        return "real, no ties";
+    case SL_DOMAIN_LABELS:
+        return "class labels";
+    default:
+        return "NONE";
     }
 }
 
@@ -68,9 +75,8 @@ static int cmd_ops(int markdown) {
                 printf("%s%s", k ? ", " : "", domain_name(op->domain[k]));
             printf(" |\n");
         } else {
-            printf("%-14s %-34s %s\n%14s %-34s %s\n", op->name,
-                   op->signature ? op->signature : "?", op->formula ? op->formula : "?", "", "",
-                   op->derivative ? op->derivative : "?");
+            printf("%-14s %-34s %s\n%14s %-34s %s\n", op->name, op->signature ? op->signature : "?",
+                   op->formula ? op->formula : "?", "", "", op->derivative ? op->derivative : "?");
         }
     }
     return 0;

@@ -18,14 +18,22 @@
 
 static const char *kind_name(sl_init_kind k) {
     switch (k) {
-    case SL_INIT_ZEROS: return "SL_INIT_ZEROS";
-    case SL_INIT_CONSTANT: return "SL_INIT_CONSTANT";
-    case SL_INIT_UNIFORM: return "SL_INIT_UNIFORM";
-    case SL_INIT_NORMAL: return "SL_INIT_NORMAL";
-    case SL_INIT_XAVIER_UNIFORM: return "SL_INIT_XAVIER_UNIFORM";
-    case SL_INIT_XAVIER_NORMAL: return "SL_INIT_XAVIER_NORMAL";
-    case SL_INIT_HE_UNIFORM: return "SL_INIT_HE_UNIFORM";
-    case SL_INIT_HE_NORMAL: return "SL_INIT_HE_NORMAL";
+    case SL_INIT_ZEROS:
+        return "SL_INIT_ZEROS";
+    case SL_INIT_CONSTANT:
+        return "SL_INIT_CONSTANT";
+    case SL_INIT_UNIFORM:
+        return "SL_INIT_UNIFORM";
+    case SL_INIT_NORMAL:
+        return "SL_INIT_NORMAL";
+    case SL_INIT_XAVIER_UNIFORM:
+        return "SL_INIT_XAVIER_UNIFORM";
+    case SL_INIT_XAVIER_NORMAL:
+        return "SL_INIT_XAVIER_NORMAL";
+    case SL_INIT_HE_UNIFORM:
+        return "SL_INIT_HE_UNIFORM";
+    case SL_INIT_HE_NORMAL:
+        return "SL_INIT_HE_NORMAL";
     }
     return "?";
 }
@@ -53,7 +61,9 @@ static int resolve(const sl_params *ps, const char *fname, const char *name, int
     const char *kn = kind_name(init.kind);
     char sh[64];
     switch (init.kind) {
-    case SL_INIT_ZEROS: *r = (recipe){.how = FILL, .c = 0.0}; return SL_OK;
+    case SL_INIT_ZEROS:
+        *r = (recipe){.how = FILL, .c = 0.0};
+        return SL_OK;
     case SL_INIT_CONSTANT:
         if (!isfinite(init.a))
             return sl__params_fail(ps, SL_EARG, "%s: \"%s\": %s value a = %g is not finite", fname,

@@ -33,7 +33,7 @@ struct sl_param {
 
 struct sl_params {
     sl_allocator a;
-    sl_param *by_name;     /* uthash head */
+    sl_param *by_name; /* uthash head */
     sl_param *first, *last;
     size_t count;
     int oom;
@@ -127,7 +127,9 @@ sl_param *sl_param_new(sl_params *ps, const char *name, int ndim, const int *dim
     ps->has_error = 0;
     if (!name || !name[0] || strlen(name) > NAME_MAX_LEN)
         return (sl_param *)fail(ps, "sl_param_new: name must be 1..%d bytes, got %s", NAME_MAX_LEN,
-                                !name ? "NULL" : !name[0] ? "an empty one" : "a longer one");
+                                !name      ? "NULL"
+                                : !name[0] ? "an empty one"
+                                           : "a longer one");
     if (ndim < 0 || ndim > SL_MAX_DIMS || (ndim > 0 && !dims))
         return (sl_param *)fail(ps, "sl_param_new: \"%s\": ndim = %d, must be 0..%d with dims",
                                 name, ndim, SL_MAX_DIMS);
@@ -152,8 +154,7 @@ sl_param *sl_param_new(sl_params *ps, const char *name, int ndim, const int *dim
     double *buf = p ? ps->a.alloc(2 * n * sizeof(double), ps->a.ud) : NULL;
     if (!buf) {
         ps->a.free(p, ps->a.ud);
-        return (sl_param *)fail(ps, "sl_param_new: \"%s\": out of memory for %zu values", name,
-                                n);
+        return (sl_param *)fail(ps, "sl_param_new: \"%s\": out of memory for %zu values", name, n);
     }
     memset(p, 0, sizeof *p);
     strcpy(p->name, name);
@@ -174,8 +175,7 @@ sl_param *sl_param_new(sl_params *ps, const char *name, int ndim, const int *dim
     if (ps->oom) {
         ps->a.free(buf, ps->a.ud);
         ps->a.free(p, ps->a.ud);
-        return (sl_param *)fail(ps, "sl_param_new: \"%s\": out of memory for the name index",
-                                name);
+        return (sl_param *)fail(ps, "sl_param_new: \"%s\": out of memory for the name index", name);
     }
     if (ps->last)
         ps->last->next = p;

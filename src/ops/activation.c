@@ -29,7 +29,10 @@ static void sigmoid_forward(sl_var *out) {
     sl__vexp(o, o, n);
     for (size_t i = 0; i < n; i++) o[i] = x[i] >= 0 ? 1.0 / (1.0 + o[i]) : o[i] / (1.0 + o[i]);
 }
-SL__MAP_RULES(sigmoid, g *a * (1.0 - a))
+// The macros below take expressions ("g * a") that clang-format mistakes for
+// declarations, so it leaves them alone.
+// clang-format off
+SL__MAP_RULES(sigmoid, g * a * (1.0 - a))
 /* a = tanh z;  da/dz = 1 - a^2 */
 static void tanh_forward(sl_var *out) { sl__vtanh(out->val, out->in[0]->val, out->n); }
 SL__MAP_RULES(tanh, g * (1.0 - a * a))
@@ -74,10 +77,9 @@ SL__MAP_OP(softsign, z / (1.0 + fabs(z)), g * softsign_slope(z))
 /* log_sigmoid = log(1/(1+e^-z)) = min(z,0) - log1p(e^-|z|): no overflow for
  * any z.  da/dz = 1 - sigmoid(z) = 1 - e^a from the saved output (-expm1(a):
  * exact both where the slope is ~1 and where it is tiny). */
-static inline double log_sigmoid1(double z) {
-    return (z < 0 ? z : 0.0) - log1p(exp(-fabs(z)));
-}
+static inline double log_sigmoid1(double z) { return (z < 0 ? z : 0.0) - log1p(exp(-fabs(z))); }
 SL__MAP_OP(log_sigmoid, log_sigmoid1(z), -g * expm1(a))
+// clang-format on
 
 /* gelu, attrs.mode selects the form:
  *   SL_GELU_ERF   a = z Phi(z), Phi(z) = erfc(-z/sqrt2)/2 (= (1+erf(z/sqrt2))/2, without the
@@ -124,15 +126,15 @@ static void gelu_jvp(sl_var *out) {
         for (size_t i = 0; i < n; i++) out->tan[i] = tx[i] * gelu_erf_slope(x[i]);
 }
 
-static int alpha_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_attrs *a,
-                       int *ndim, int *dims) {
+static int alpha_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_attrs *a, int *ndim,
+                       int *dims) {
     if (!isfinite(a->alpha))
         return sl__fail(t, SL_EARG, "sl_%s: alpha = %g must be finite", op->name, a->alpha);
     return sl__shape_same(t, op, in, a, ndim, dims);
 }
 
-static int gelu_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_attrs *a,
-                      int *ndim, int *dims) {
+static int gelu_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_attrs *a, int *ndim,
+                      int *dims) {
     if (a->mode != SL_GELU_ERF && a->mode != SL_GELU_TANH)
         return sl__fail(t, SL_EARG,
                         "sl_gelu: approx = %d, must be SL_GELU_ERF (%d) or SL_GELU_TANH (%d)",
@@ -160,54 +162,92 @@ static const sl_op_case gelu_cases[] = {
 };
 #define N(c) ((int)(sizeof c / sizeof c[0]))
 
-#define ACT(NAME, SIG, SHAPE, F, D, K, DOM, ALPHA)                                            \
-    {.name = #NAME, .arity = 1, .shape = SHAPE, .forward = NAME##_forward,                    \
-     .backward = NAME##_backward, .jvp = NAME##_jvp, .signature = SIG, .formula = F, .derivative = D,            \
-     .kinks = K, .domain = {DOM}, .kind = SL_KIND_MAP, .defaults = {.alpha = ALPHA}}
-#define ACTK(NAME, SIG, SHAPE, F, D, K, DOM, ALPHA, KINK)                                     \
-    {.name = #NAME, .arity = 1, .shape = SHAPE, .forward = NAME##_forward,                    \
-     .backward = NAME##_backward, .jvp = NAME##_jvp, .signature = SIG, .formula = F,          \
-     .derivative = D, .kinks = K, .kink = KINK, .domain = {DOM}, .kind = SL_KIND_MAP,         \
-     .defaults = {.alpha = ALPHA}}
+#define ACT(NAME, SIG, SHAPE, F, D, K, DOM, ALPHA)                                                 \
+    {                                                                                              \
+        .name = #NAME, .arity = 1, .shape = SHAPE, .forward = NAME##_forward,                      \
+        .backward = NAME##_backward, .jvp = NAME##_jvp, .signature = SIG, .formula = F,            \
+        .derivative = D, .kinks = K, .domain = {DOM}, .kind = SL_KIND_MAP, .defaults = {           \
+            .alpha = ALPHA                                                                         \
+        }                                                                                          \
+    }
+#define ACTK(NAME, SIG, SHAPE, F, D, K, DOM, ALPHA, KINK)                                          \
+    {                                                                                              \
+        .name = #NAME, .arity = 1, .shape = SHAPE, .forward = NAME##_forward,                      \
+        .backward = NAME##_backward, .jvp = NAME##_jvp, .signature = SIG, .formula = F,            \
+        .derivative = D, .kinks = K, .kink = KINK, .domain = {DOM}, .kind = SL_KIND_MAP,           \
+        .defaults = {                                                                              \
+            .alpha = ALPHA                                                                         \
+        }                                                                                          \
+    }
 /* The kink declarations the checks test (see sl_kink): at 0, slope 0 or alpha. */
-#define KINK_AT_0_SLOPE_0 {.present = 1, .at = 0.0, .slope = 0.0}
-#define KINK_AT_0_SLOPE_ALPHA {.present = 1, .at = 0.0, .slope_is_alpha = 1}
+#define KINK_AT_0_SLOPE_0                                                                          \
+    { .present = 1, .at = 0.0, .slope = 0.0 }
+#define KINK_AT_0_SLOPE_ALPHA                                                                      \
+    { .present = 1, .at = 0.0, .slope_is_alpha = 1 }
 
 enum {
-    SIGMOID, TANH, RELU, LEAKY_RELU, /* the seed course's four, first */
-    SOFTPLUS, ELU, GELU, SILU, SOFTSIGN, LOG_SIGMOID, NOPS
+    SIGMOID,
+    TANH,
+    RELU,
+    LEAKY_RELU, /* the seed course's four, first */
+    SOFTPLUS,
+    ELU,
+    GELU,
+    SILU,
+    SOFTSIGN,
+    LOG_SIGMOID,
+    NOPS
 };
 
 const sl_op sl__activation_ops[] = {
-    [SIGMOID] = ACT(sigmoid, "sl_sigmoid(t, x)", sl__shape_same, "a = 1/(1+e^-z) (no overflow for any z)",
-                    "da/dz = a(1-a), from the saved output", NULL, SL_DOMAIN_REAL, 0),
-    [TANH] = ACT(tanh, "sl_tanh(t, x)", sl__shape_same, "a = tanh z", "da/dz = 1-a^2, from the saved output",
-                 NULL, SL_DOMAIN_REAL, 0),
-    [RELU] = ACTK(relu, "sl_relu(t, x)", sl__shape_same, "a = max(0, z)", "da/dz = 1 if z > 0 else 0",
-                  "z = 0: subgradient 0 (as PyTorch)", SL_DOMAIN_NONZERO, 0, KINK_AT_0_SLOPE_0),
-    [LEAKY_RELU] = ACTK(leaky_relu, "sl_leaky_relu(t, x, alpha)", alpha_shape, "a = z if z > 0 else alpha*z",
-                        "da/dz = 1 if z > 0 else alpha", "z = 0: alpha (as PyTorch)",
-                        SL_DOMAIN_NONZERO, 0.01, KINK_AT_0_SLOPE_ALPHA),
-    [SOFTPLUS] = ACT(softplus, "sl_softplus(t, x)", sl__shape_same,
-                     "a = log(1+e^z) = max(z,0) + log1p(e^-|z|); a = z for z > 20 (PyTorch: beta 1, "
-                     "threshold 20)",
-                     "da/dz = sigmoid(z) = 1-e^-a, from the saved output; 1 for z > 20", NULL,
-                     SL_DOMAIN_REAL, 0),
-    [ELU] = {.name = "elu", .arity = 1, .shape = alpha_shape, .forward = elu_forward,
-             .backward = elu_backward, .jvp = elu_jvp, .signature = "sl_elu(t, x, alpha)",
+    [SIGMOID] =
+        ACT(sigmoid, "sl_sigmoid(t, x)", sl__shape_same, "a = 1/(1+e^-z) (no overflow for any z)",
+            "da/dz = a(1-a), from the saved output", NULL, SL_DOMAIN_REAL, 0),
+    [TANH] = ACT(tanh, "sl_tanh(t, x)", sl__shape_same, "a = tanh z",
+                 "da/dz = 1-a^2, from the saved output", NULL, SL_DOMAIN_REAL, 0),
+    [RELU] =
+        ACTK(relu, "sl_relu(t, x)", sl__shape_same, "a = max(0, z)", "da/dz = 1 if z > 0 else 0",
+             "z = 0: subgradient 0 (as PyTorch)", SL_DOMAIN_NONZERO, 0, KINK_AT_0_SLOPE_0),
+    [LEAKY_RELU] =
+        ACTK(leaky_relu, "sl_leaky_relu(t, x, alpha)", alpha_shape, "a = z if z > 0 else alpha*z",
+             "da/dz = 1 if z > 0 else alpha", "z = 0: alpha (as PyTorch)", SL_DOMAIN_NONZERO, 0.01,
+             KINK_AT_0_SLOPE_ALPHA),
+    [SOFTPLUS] =
+        ACT(softplus, "sl_softplus(t, x)", sl__shape_same,
+            "a = log(1+e^z) = max(z,0) + log1p(e^-|z|); a = z for z > 20 (PyTorch: beta 1, "
+            "threshold 20)",
+            "da/dz = sigmoid(z) = 1-e^-a, from the saved output; 1 for z > 20", NULL,
+            SL_DOMAIN_REAL, 0),
+    [ELU] = {.name = "elu",
+             .arity = 1,
+             .shape = alpha_shape,
+             .forward = elu_forward,
+             .backward = elu_backward,
+             .jvp = elu_jvp,
+             .signature = "sl_elu(t, x, alpha)",
              .formula = "a = z if z > 0 else alpha*(e^z-1) (alpha finite)",
              .derivative = "da/dz = 1 if z > 0 else a+alpha (= alpha*e^z), from the saved output",
              .kinks = "z = 0: alpha (as PyTorch); a kink unless alpha = 1",
              .kink = KINK_AT_0_SLOPE_ALPHA, /* backward at 0: g*(a+alpha) with a = 0 */
-             .domain = {SL_DOMAIN_NONZERO}, .kind = SL_KIND_CUSTOM, .cases = elu_cases,
-             .ncases = N(elu_cases), .defaults = {.alpha = 1.0}},
-    [GELU] = {.name = "gelu", .arity = 1, .shape = gelu_shape, .forward = gelu_forward,
-              .backward = gelu_backward, .jvp = gelu_jvp, .signature = "sl_gelu(t, x, approx)",
+             .domain = {SL_DOMAIN_NONZERO},
+             .kind = SL_KIND_CUSTOM,
+             .cases = elu_cases,
+             .ncases = N(elu_cases),
+             .defaults = {.alpha = 1.0}},
+    [GELU] = {.name = "gelu",
+              .arity = 1,
+              .shape = gelu_shape,
+              .forward = gelu_forward,
+              .backward = gelu_backward,
+              .jvp = gelu_jvp,
+              .signature = "sl_gelu(t, x, approx)",
               .formula = "SL_GELU_ERF: a = z*Phi(z) = z/2 (1+erf(z/sqrt2)); SL_GELU_TANH: "
                          "a = z/2 (1+tanh(sqrt(2/pi) (z+0.044715 z^3)))",
               .derivative = "ERF: da/dz = Phi(z) + z*phi(z); TANH: da/dz = (1+th)/2 + z/2 (1-th^2) "
                             "sqrt(2/pi) (1+3*0.044715 z^2), th the tanh above; both from the input",
-              .domain = {SL_DOMAIN_REAL}, .kind = SL_KIND_CUSTOM, .cases = gelu_cases,
+              .domain = {SL_DOMAIN_REAL},
+              .kind = SL_KIND_CUSTOM,
+              .cases = gelu_cases,
               .ncases = N(gelu_cases)},
     [SILU] = ACT(silu, "sl_silu(t, x)", sl__shape_same, "a = z*sigmoid(z)",
                  "da/dz = s(1+z(1-s)), s = sigmoid(z) recomputed from the input (no closed form "
@@ -217,10 +257,10 @@ const sl_op sl__activation_ops[] = {
                      "da/dz = 1/(1+|z|)^2, from the input (the output form (1-|a|)^2 loses digits "
                      "for large |z|)",
                      NULL, SL_DOMAIN_REAL, 0),
-    [LOG_SIGMOID] = ACT(log_sigmoid, "sl_log_sigmoid(t, x)", sl__shape_same,
-                        "a = log(1/(1+e^-z)) = min(z,0) - log1p(e^-|z|) (no overflow for any z)",
-                        "da/dz = 1-sigmoid(z) = 1-e^a, from the saved output", NULL,
-                        SL_DOMAIN_REAL, 0),
+    [LOG_SIGMOID] =
+        ACT(log_sigmoid, "sl_log_sigmoid(t, x)", sl__shape_same,
+            "a = log(1/(1+e^-z)) = min(z,0) - log1p(e^-|z|) (no overflow for any z)",
+            "da/dz = 1-sigmoid(z) = 1-e^a, from the saved output", NULL, SL_DOMAIN_REAL, 0),
 };
 const int sl__activation_nops = NOPS;
 
@@ -235,9 +275,7 @@ sl_var *sl_leaky_relu(sl_tape *t, sl_var *x, double alpha) {
 sl_var *sl_softplus(sl_tape *t, sl_var *x) { return sl__apply1(t, &OPS[SOFTPLUS], x, NULL); }
 sl_var *sl_silu(sl_tape *t, sl_var *x) { return sl__apply1(t, &OPS[SILU], x, NULL); }
 sl_var *sl_softsign(sl_tape *t, sl_var *x) { return sl__apply1(t, &OPS[SOFTSIGN], x, NULL); }
-sl_var *sl_log_sigmoid(sl_tape *t, sl_var *x) {
-    return sl__apply1(t, &OPS[LOG_SIGMOID], x, NULL);
-}
+sl_var *sl_log_sigmoid(sl_tape *t, sl_var *x) { return sl__apply1(t, &OPS[LOG_SIGMOID], x, NULL); }
 sl_var *sl_elu(sl_tape *t, sl_var *x, double alpha) {
     sl_attrs a = {.alpha = alpha};
     return sl__apply1(t, &OPS[ELU], x, &a);

@@ -210,8 +210,8 @@ static void rows_generic(int ta, size_t m, size_t n, size_t k, const double *A, 
 }
 
 SL_INLINE void direct_body(int ta, int tb, size_t m, size_t n, size_t k, const double *A,
-                           const double *B, double *C, int accumulate, size_t ws_want,
-                           dot_fn dot, rows_fn rows, gemv_fn gemv) {
+                           const double *B, double *C, int accumulate, size_t ws_want, dot_fn dot,
+                           rows_fn rows, gemv_fn gemv) {
     if (tb) { /* B stored (n,k) */
         double *Bt = (ta || m >= 4) && k * n <= MAX_BT ? workspace(k * n, ws_want) : NULL;
         if (Bt) { /* turn B round in the workspace: the rows form applies */
@@ -244,7 +244,8 @@ SL_INLINE void direct_body(int ta, int tb, size_t m, size_t n, size_t k, const d
 
 static void direct_generic(int ta, int tb, size_t m, size_t n, size_t k, const double *A,
                            const double *B, double *C, int accumulate, size_t ws_want) {
-    direct_body(ta, tb, m, n, k, A, B, C, accumulate, ws_want, dot_generic, rows_generic, gemv_generic);
+    direct_body(ta, tb, m, n, k, A, B, C, accumulate, ws_want, dot_generic, rows_generic,
+                gemv_generic);
 }
 
 #if SL_GEMM_X86
@@ -286,8 +287,8 @@ SL_TARGET_AVX2 static void gemv_avx2(size_t m, size_t k, const double *A, const 
         }
         /* [s0, s1, s2, s3] each summed across its lanes */
         const __m256d h01 = _mm256_hadd_pd(s0, s1), h23 = _mm256_hadd_pd(s2, s3);
-        __m256d r = _mm256_add_pd(_mm256_permute2f128_pd(h01, h23, 0x21),
-                                  _mm256_blend_pd(h01, h23, 0xC));
+        __m256d r =
+            _mm256_add_pd(_mm256_permute2f128_pd(h01, h23, 0x21), _mm256_blend_pd(h01, h23, 0xC));
         if (p < k) {
             _Alignas(32) double t[4];
             _mm256_store_pd(t, r);
@@ -311,10 +312,10 @@ SL_TARGET_AVX2 static void gemv_avx2(size_t m, size_t k, const double *A, const 
 /* A block of R (4 or 1) rows by 8 columns of C, accumulated over all of k in
  * registers; masked: only the columns in m0/m1 exist. R and masked are
  * constants at each call, so this unfolds into four loops. */
-SL_TARGET_AVX2 SL_INLINE void rows_block_avx2(const int R, const int masked, __m256i m0,
-                                              __m256i m1, size_t k, const double *a, size_t si,
-                                              size_t sp, const double *b, size_t ldb, double *c,
-                                              size_t ldc, int accumulate) {
+SL_TARGET_AVX2 SL_INLINE void rows_block_avx2(const int R, const int masked, __m256i m0, __m256i m1,
+                                              size_t k, const double *a, size_t si, size_t sp,
+                                              const double *b, size_t ldb, double *c, size_t ldc,
+                                              int accumulate) {
     __m256d c00 = _mm256_setzero_pd(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00,
             c30 = c00, c31 = c00;
     for (size_t p = 0; p < k; p++, a += sp, b += ldb) {
@@ -335,15 +336,15 @@ SL_TARGET_AVX2 SL_INLINE void rows_block_avx2(const int R, const int masked, __m
             c31 = _mm256_fmadd_pd(t, b1, c31);
         }
     }
-#define ST(ptr, v, mk)                                                                        \
-    do {                                                                                      \
-        if (masked) {                                                                         \
-            __m256d v_ = (v);                                                                 \
-            if (accumulate) v_ = _mm256_add_pd(_mm256_maskload_pd((ptr), (mk)), v_);          \
-            _mm256_maskstore_pd((ptr), (mk), v_);                                             \
-        } else {                                                                              \
-            _mm256_storeu_pd((ptr), accumulate ? _mm256_add_pd(_mm256_loadu_pd(ptr), (v)) : (v)); \
-        }                                                                                     \
+#define ST(ptr, v, mk)                                                                             \
+    do {                                                                                           \
+        if (masked) {                                                                              \
+            __m256d v_ = (v);                                                                      \
+            if (accumulate) v_ = _mm256_add_pd(_mm256_maskload_pd((ptr), (mk)), v_);               \
+            _mm256_maskstore_pd((ptr), (mk), v_);                                                  \
+        } else {                                                                                   \
+            _mm256_storeu_pd((ptr), accumulate ? _mm256_add_pd(_mm256_loadu_pd(ptr), (v)) : (v));  \
+        }                                                                                          \
     } while (0)
     ST(c, c00, m0);
     ST(c + 4, c01, m1);
@@ -389,8 +390,8 @@ SL_TARGET_AVX2 static void rows_avx2(int ta, size_t m, size_t n, size_t k, const
 }
 
 SL_TARGET_AVX2 static void direct_avx2(int ta, int tb, size_t m, size_t n, size_t k,
-                                       const double *A, const double *B, double *C,
-                                       int accumulate, size_t ws_want) {
+                                       const double *A, const double *B, double *C, int accumulate,
+                                       size_t ws_want) {
     direct_body(ta, tb, m, n, k, A, B, C, accumulate, ws_want, dot_avx2, rows_avx2, gemv_avx2);
 }
 
@@ -400,15 +401,22 @@ SL_TARGET_AVX512 SL_INLINE void rows_block_avx512(const int R, __mmask8 m0, __mm
                                                   const double *a, size_t si, size_t sp,
                                                   const double *b, size_t ldb, double *c,
                                                   size_t ldc, int accumulate) {
-#define Z(r) __m512d c##r##_0 = _mm512_setzero_pd(), c##r##_1 = c##r##_0;
-    Z(0) Z(1) Z(2) Z(3) Z(4) Z(5) Z(6) Z(7)
+#define Z(r) __m512d c##r##_0 = _mm512_setzero_pd(), c##r##_1 = c##r##_0
+    Z(0);
+    Z(1);
+    Z(2);
+    Z(3);
+    Z(4);
+    Z(5);
+    Z(6);
+    Z(7);
 #undef Z
     for (size_t p = 0; p < k; p++, a += sp, b += ldb) {
         const __m512d b0 = _mm512_maskz_loadu_pd(m0, b), b1 = _mm512_maskz_loadu_pd(m1, b + 8);
         __m512d t;
-#define R_(r)                                                                                 \
-    t = _mm512_set1_pd(a[(r)*si]);                                                            \
-    c##r##_0 = _mm512_fmadd_pd(t, b0, c##r##_0);                                              \
+#define R_(r)                                                                                      \
+    t = _mm512_set1_pd(a[(r)*si]);                                                                 \
+    c##r##_0 = _mm512_fmadd_pd(t, b0, c##r##_0);                                                   \
     c##r##_1 = _mm512_fmadd_pd(t, b1, c##r##_1);
         R_(0)
         if (R >= 4) {
@@ -419,15 +427,15 @@ SL_TARGET_AVX512 SL_INLINE void rows_block_avx512(const int R, __mmask8 m0, __mm
         }
 #undef R_
     }
-#define S(r)                                                                                  \
-    {                                                                                         \
-        double *cr = c + (size_t)(r)*ldc;                                                     \
-        if (accumulate) {                                                                     \
-            c##r##_0 = _mm512_add_pd(_mm512_maskz_loadu_pd(m0, cr), c##r##_0);                \
-            c##r##_1 = _mm512_add_pd(_mm512_maskz_loadu_pd(m1, cr + 8), c##r##_1);            \
-        }                                                                                     \
-        _mm512_mask_storeu_pd(cr, m0, c##r##_0);                                              \
-        _mm512_mask_storeu_pd(cr + 8, m1, c##r##_1);                                          \
+#define S(r)                                                                                       \
+    {                                                                                              \
+        double *cr = c + (size_t)(r)*ldc;                                                          \
+        if (accumulate) {                                                                          \
+            c##r##_0 = _mm512_add_pd(_mm512_maskz_loadu_pd(m0, cr), c##r##_0);                     \
+            c##r##_1 = _mm512_add_pd(_mm512_maskz_loadu_pd(m1, cr + 8), c##r##_1);                 \
+        }                                                                                          \
+        _mm512_mask_storeu_pd(cr, m0, c##r##_0);                                                   \
+        _mm512_mask_storeu_pd(cr + 8, m1, c##r##_1);                                               \
     }
     S(0)
     if (R >= 4) {
@@ -482,31 +490,40 @@ static void ukr_generic(size_t kc, const double *restrict a, const double *restr
 
 #if SL_GEMM_X86
 /* AVX2 + FMA: a 6x8 tile in 12 ymm registers */
-SL_TARGET_AVX2 static void ukr_avx2(size_t kc, const double *restrict a,
-                                    const double *restrict b, double *restrict c, size_t ldc,
-                                    int overwrite) {
-#define Z(r) __m256d c##r##_0 = _mm256_setzero_pd(), c##r##_1 = _mm256_setzero_pd();
-    Z(0) Z(1) Z(2) Z(3) Z(4) Z(5)
+SL_TARGET_AVX2 static void ukr_avx2(size_t kc, const double *restrict a, const double *restrict b,
+                                    double *restrict c, size_t ldc, int overwrite) {
+#define Z(r) __m256d c##r##_0 = _mm256_setzero_pd(), c##r##_1 = _mm256_setzero_pd()
+    Z(0);
+    Z(1);
+    Z(2);
+    Z(3);
+    Z(4);
+    Z(5);
 #undef Z
     for (size_t p = 0; p < kc; p++, a += 6, b += 8) {
         const __m256d b0 = _mm256_load_pd(b), b1 = _mm256_load_pd(b + 4);
         __m256d t;
-#define R(r)                                                                                  \
-    t = _mm256_broadcast_sd(a + r);                                                           \
-    c##r##_0 = _mm256_fmadd_pd(t, b0, c##r##_0);                                              \
-    c##r##_1 = _mm256_fmadd_pd(t, b1, c##r##_1);
-        R(0) R(1) R(2) R(3) R(4) R(5)
+#define R(r)                                                                                       \
+    t = _mm256_broadcast_sd(a + r);                                                                \
+    c##r##_0 = _mm256_fmadd_pd(t, b0, c##r##_0);                                                   \
+    c##r##_1 = _mm256_fmadd_pd(t, b1, c##r##_1)
+        R(0);
+        R(1);
+        R(2);
+        R(3);
+        R(4);
+        R(5);
 #undef R
     }
-#define S(r)                                                                                  \
-    {                                                                                         \
-        double *cr = c + (size_t)(r)*ldc;                                                     \
-        if (!overwrite) {                                                                     \
-            c##r##_0 = _mm256_add_pd(_mm256_loadu_pd(cr), c##r##_0);                          \
-            c##r##_1 = _mm256_add_pd(_mm256_loadu_pd(cr + 4), c##r##_1);                      \
-        }                                                                                     \
-        _mm256_storeu_pd(cr, c##r##_0);                                                       \
-        _mm256_storeu_pd(cr + 4, c##r##_1);                                                   \
+#define S(r)                                                                                       \
+    {                                                                                              \
+        double *cr = c + (size_t)(r)*ldc;                                                          \
+        if (!overwrite) {                                                                          \
+            c##r##_0 = _mm256_add_pd(_mm256_loadu_pd(cr), c##r##_0);                               \
+            c##r##_1 = _mm256_add_pd(_mm256_loadu_pd(cr + 4), c##r##_1);                           \
+        }                                                                                          \
+        _mm256_storeu_pd(cr, c##r##_0);                                                            \
+        _mm256_storeu_pd(cr + 4, c##r##_1);                                                        \
     }
     S(0) S(1) S(2) S(3) S(4) S(5)
 #undef S
@@ -514,34 +531,56 @@ SL_TARGET_AVX2 static void ukr_avx2(size_t kc, const double *restrict a,
 
 /* AVX-512F: a 12x16 tile in 24 zmm registers */
 SL_TARGET_AVX512 static void ukr_avx512(size_t kc, const double *restrict a,
-                                        const double *restrict b, double *restrict c,
-                                        size_t ldc, int overwrite) {
+                                        const double *restrict b, double *restrict c, size_t ldc,
+                                        int overwrite) {
     /* C is read (or written) at the end: start fetching its lines now */
-#define Z(r)                                                                                  \
-    __m512d c##r##_0 = _mm512_setzero_pd(), c##r##_1 = _mm512_setzero_pd();                  \
-    _mm_prefetch((const char *)(c + (size_t)(r)*ldc), _MM_HINT_T0);                           \
-    _mm_prefetch((const char *)(c + (size_t)(r)*ldc + 15), _MM_HINT_T0);
-    Z(0) Z(1) Z(2) Z(3) Z(4) Z(5) Z(6) Z(7) Z(8) Z(9) Z(10) Z(11)
+#define Z(r)                                                                                       \
+    __m512d c##r##_0 = _mm512_setzero_pd(), c##r##_1 = _mm512_setzero_pd();                        \
+    _mm_prefetch((const char *)(c + (size_t)(r)*ldc), _MM_HINT_T0);                                \
+    _mm_prefetch((const char *)(c + (size_t)(r)*ldc + 15), _MM_HINT_T0)
+    Z(0);
+    Z(1);
+    Z(2);
+    Z(3);
+    Z(4);
+    Z(5);
+    Z(6);
+    Z(7);
+    Z(8);
+    Z(9);
+    Z(10);
+    Z(11);
 #undef Z
     for (size_t p = 0; p < kc; p++, a += 12, b += 16) {
         const __m512d b0 = _mm512_load_pd(b), b1 = _mm512_load_pd(b + 8);
         __m512d t;
-#define R(r)                                                                                  \
-    t = _mm512_set1_pd(a[r]);                                                                 \
-    c##r##_0 = _mm512_fmadd_pd(t, b0, c##r##_0);                                              \
-    c##r##_1 = _mm512_fmadd_pd(t, b1, c##r##_1);
-        R(0) R(1) R(2) R(3) R(4) R(5) R(6) R(7) R(8) R(9) R(10) R(11)
+#define R(r)                                                                                       \
+    t = _mm512_set1_pd(a[r]);                                                                      \
+    c##r##_0 = _mm512_fmadd_pd(t, b0, c##r##_0);                                                   \
+    c##r##_1 = _mm512_fmadd_pd(t, b1, c##r##_1)
+        R(0);
+        R(1);
+        R(2);
+        R(3);
+        R(4);
+        R(5);
+        R(6);
+        R(7);
+        R(8);
+        R(9);
+        R(10);
+        R(11);
 #undef R
     }
-#define S(r)                                                                                  \
-    {                                                                                         \
-        double *cr = c + (size_t)(r)*ldc;                                                     \
-        if (!overwrite) {                                                                     \
-            c##r##_0 = _mm512_add_pd(_mm512_loadu_pd(cr), c##r##_0);                          \
-            c##r##_1 = _mm512_add_pd(_mm512_loadu_pd(cr + 8), c##r##_1);                      \
-        }                                                                                     \
-        _mm512_storeu_pd(cr, c##r##_0);                                                       \
-        _mm512_storeu_pd(cr + 8, c##r##_1);                                                   \
+#define S(r)                                                                                       \
+    {                                                                                              \
+        double *cr = c + (size_t)(r)*ldc;                                                          \
+        if (!overwrite) {                                                                          \
+            c##r##_0 = _mm512_add_pd(_mm512_loadu_pd(cr), c##r##_0);                               \
+            c##r##_1 = _mm512_add_pd(_mm512_loadu_pd(cr + 8), c##r##_1);                           \
+        }                                                                                          \
+        _mm512_storeu_pd(cr, c##r##_0);                                                            \
+        _mm512_storeu_pd(cr + 8, c##r##_1);                                                        \
     }
     S(0) S(1) S(2) S(3) S(4) S(5) S(6) S(7) S(8) S(9) S(10) S(11)
 #undef S
@@ -555,9 +594,7 @@ static const kernel k_avx512 = {"avx512", 12, 16, 256, 144, 512, ukr_avx512, dir
 #endif
 
 /* the workspace one thread needs for K's full blocking */
-static size_t ws_size(const kernel *K) {
-    return (K->mc + K->mr) * K->kc + K->kc * (K->nc + K->nr);
-}
+static size_t ws_size(const kernel *K) { return (K->mc + K->mr) * K->kc + K->kc * (K->nc + K->nr); }
 
 /* ------------------------------------------------------------ packing */
 
@@ -565,8 +602,8 @@ static size_t round_up(size_t x, size_t to) { return (x + to - 1) / to * to; }
 
 /* op(A)[i0.., p0..] (mc x kc) into MR-high slivers: sliver s holds, for each
  * p, the MR values op(A)[i0 + s*MR + r, p0 + p] (zero past row mc). */
-static void pack_a(int ta, const double *A, size_t lda, size_t i0, size_t p0, size_t mc,
-                   size_t kc, size_t mr, double *restrict dst) {
+static void pack_a(int ta, const double *A, size_t lda, size_t i0, size_t p0, size_t mc, size_t kc,
+                   size_t mr, double *restrict dst) {
     for (size_t ir = 0; ir < mc; ir += mr, dst += mr * kc) {
         const size_t mb = mc - ir < mr ? mc - ir : mr;
         if (ta) { /* A stored (k,m): op(A)[i,p] = A[p*lda + i], rows of the sliver contiguous */
@@ -589,8 +626,8 @@ static void pack_a(int ta, const double *A, size_t lda, size_t i0, size_t p0, si
 
 /* op(B)[p0.., j0..] (kc x nc) into NR-wide slivers: sliver s holds, for each
  * p, the NR values op(B)[p0 + p, j0 + s*NR + j] (zero past column nc). */
-static void pack_b(int tb, const double *B, size_t ldb, size_t p0, size_t j0, size_t kc,
-                   size_t nc, size_t nr, double *restrict dst) {
+static void pack_b(int tb, const double *B, size_t ldb, size_t p0, size_t j0, size_t kc, size_t nc,
+                   size_t nr, double *restrict dst) {
     for (size_t jr = 0; jr < nc; jr += nr, dst += nr * kc) {
         const size_t nb = nc - jr < nr ? nc - jr : nr;
         if (!tb) { /* B stored (k,n): op(B)[p,j] = B[p*ldb + j] */
@@ -668,14 +705,14 @@ const char *sl__gemm_kernel_name(void) { return pick_kernel()->name; }
 
 /* The same product with plain loops and explicit strides: only when the
  * packing workspace cannot be allocated. */
-static void gemm_strided(int ta, int tb, size_t m, size_t n, size_t k, const double *A,
-                         size_t lda, const double *B, size_t ldb, double *C, size_t ldc,
-                         int accumulate) {
+static void gemm_strided(int ta, int tb, size_t m, size_t n, size_t k, const double *A, size_t lda,
+                         const double *B, size_t ldb, double *C, size_t ldc, int accumulate) {
     for (size_t i = 0; i < m; i++)
         for (size_t j = 0; j < n; j++) {
             double s = 0.0;
             for (size_t p = 0; p < k; p++)
-                s += (ta ? A[p * lda + i] : A[i * lda + p]) * (tb ? B[j * ldb + p] : B[p * ldb + j]);
+                s +=
+                    (ta ? A[p * lda + i] : A[i * lda + p]) * (tb ? B[j * ldb + p] : B[p * ldb + j]);
             C[i * ldc + j] = accumulate ? C[i * ldc + j] + s : s;
         }
 }
@@ -694,8 +731,7 @@ static void gemm_packed(const kernel *K, int ta, int tb, size_t m, size_t n, siz
     const size_t mcap = round_up(m < MC ? m : MC, mr), ncap = round_up(n < NC ? n : NC, nr);
     /* ask for the full blocking once, so later, bigger products reuse it; the
      * B panel starts on a 64-byte boundary after the A block */
-    double *pa = workspace(round_up(mcap * kcap, 8) + kcap * ncap,
-                           round_up(MC * KC, 8) + KC * NC);
+    double *pa = workspace(round_up(mcap * kcap, 8) + kcap * ncap, round_up(MC * KC, 8) + KC * NC);
     if (!pa) {
         gemm_strided(ta, tb, m, n, k, A, lda, B, ldb, C, ldc, accumulate);
         return;
@@ -790,8 +826,8 @@ void sl__gemm(int ta, int tb, size_t m, size_t n, size_t k, const double *A, con
     }
     const kernel *K = pick_kernel();
     const int path = force_path;
-    const int direct = n == 1 || m == 1 || m * n * k <= SMALL_MNK ||
-                       (!tb && (n < K->nr || m < K->mr));
+    const int direct =
+        n == 1 || m == 1 || m * n * k <= SMALL_MNK || (!tb && (n < K->nr || m < K->mr));
     if (path == 1 || (path == 0 && direct)) {
         K->direct(ta, tb, m, n, k, A, B, C, accumulate, ws_size(K));
         return;

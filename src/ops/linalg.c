@@ -106,16 +106,17 @@ static int reshape_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const s
     }
     if (infer >= 0) {
         if (x->n % known != 0)
-            return sl__fail(t, SL_ESHAPE, "sl_reshape: cannot infer dims[%d]: %zu elements of %s "
-                            "are not a multiple of %zu", infer, x->n,
-                            sl__shape_str(sx, x->ndim, x->dims), known);
+            return sl__fail(t, SL_ESHAPE,
+                            "sl_reshape: cannot infer dims[%d]: %zu elements of %s "
+                            "are not a multiple of %zu",
+                            infer, x->n, sl__shape_str(sx, x->ndim, x->dims), known);
         dims[infer] = (int)(x->n / known);
         known *= (size_t)dims[infer];
     }
     if (known != x->n)
         return sl__fail(t, SL_ESHAPE, "sl_reshape: %s has %zu elements, %s has %zu",
-                        sl__shape_str(sx, x->ndim, x->dims), x->n,
-                        sl__shape_str(sd, a->ndim, dims), known);
+                        sl__shape_str(sx, x->ndim, x->dims), x->n, sl__shape_str(sd, a->ndim, dims),
+                        known);
     *ndim = a->ndim;
     return SL_OK;
 }
@@ -153,22 +154,42 @@ static const sl_op_case reshape_cases[] = {
 enum { MATMUL, TRANSPOSE, RESHAPE, NOPS };
 
 const sl_op sl__linalg_ops[] = {
-    [MATMUL] = {.name = "matmul", .arity = 2, .shape = matmul_shape, .forward = matmul_forward,
-                .backward = matmul_backward, .jvp = matmul_jvp, .signature = "sl_matmul(t, a, b)",
-                .formula = "out = a . b, a [m,k], b [k,n]", .derivative = "da = g . b^T, db = a^T . g",
-                .domain = {SL_DOMAIN_REAL, SL_DOMAIN_REAL}, .cases = matmul_cases,
+    [MATMUL] = {.name = "matmul",
+                .arity = 2,
+                .shape = matmul_shape,
+                .forward = matmul_forward,
+                .backward = matmul_backward,
+                .jvp = matmul_jvp,
+                .signature = "sl_matmul(t, a, b)",
+                .formula = "out = a . b, a [m,k], b [k,n]",
+                .derivative = "da = g . b^T, db = a^T . g",
+                .domain = {SL_DOMAIN_REAL, SL_DOMAIN_REAL},
+                .cases = matmul_cases,
                 .ncases = N(matmul_cases)},
-    [TRANSPOSE] = {.name = "transpose", .arity = 1, .shape = transpose_shape,
-                   .forward = transpose_forward, .backward = transpose_backward, .jvp = transpose_jvp,
-                   .signature = "sl_transpose(t, x)", .formula = "out[j,i] = x[i,j] (2-D)",
-                   .derivative = "dx = g^T", .domain = {SL_DOMAIN_REAL},
-                   .cases = transpose_cases, .ncases = N(transpose_cases)},
-    [RESHAPE] = {.name = "reshape", .arity = 1, .shape = reshape_shape,
-                 .forward = reshape_forward, .backward = reshape_backward, .jvp = reshape_jvp,
+    [TRANSPOSE] = {.name = "transpose",
+                   .arity = 1,
+                   .shape = transpose_shape,
+                   .forward = transpose_forward,
+                   .backward = transpose_backward,
+                   .jvp = transpose_jvp,
+                   .signature = "sl_transpose(t, x)",
+                   .formula = "out[j,i] = x[i,j] (2-D)",
+                   .derivative = "dx = g^T",
+                   .domain = {SL_DOMAIN_REAL},
+                   .cases = transpose_cases,
+                   .ncases = N(transpose_cases)},
+    [RESHAPE] = {.name = "reshape",
+                 .arity = 1,
+                 .shape = reshape_shape,
+                 .forward = reshape_forward,
+                 .backward = reshape_backward,
+                 .jvp = reshape_jvp,
                  .signature = "sl_reshape(t, x, ndim, dims)",
                  .formula = "out = x with a new shape (same element count; one dim may be -1)",
-                 .derivative = "dx = g reshaped back", .domain = {SL_DOMAIN_REAL},
-                 .cases = reshape_cases, .ncases = N(reshape_cases)},
+                 .derivative = "dx = g reshaped back",
+                 .domain = {SL_DOMAIN_REAL},
+                 .cases = reshape_cases,
+                 .ncases = N(reshape_cases)},
 };
 const int sl__linalg_nops = NOPS;
 

@@ -34,8 +34,8 @@ static int equal_shapes(sl_tape *t, const sl_op *op, sl_var *const *in) {
 }
 
 /* Two inputs of one shape -> a rank-0 output. */
-static int pair_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_attrs *a,
-                      int *ndim, int *dims) {
+static int pair_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_attrs *a, int *ndim,
+                      int *dims) {
     (void)a;
     (void)dims;
     int rc = equal_shapes(t, op, in);
@@ -45,8 +45,8 @@ static int pair_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_a
 }
 
 /* As pair_shape, and every probability in [0, 1] (PyTorch rejects others too). */
-static int bce_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_attrs *a,
-                     int *ndim, int *dims) {
+static int bce_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_attrs *a, int *ndim,
+                     int *dims) {
     int rc = pair_shape(t, op, in, a, ndim, dims);
     if (rc != SL_OK) return rc;
     const sl_var *p = in[0];
@@ -82,9 +82,9 @@ static int cross_entropy_shape(sl_tape *t, const sl_op *op, sl_var *const *in, c
     for (size_t r = 0; r < lab->n; r++) {
         const double v = lab->val[r];
         if (label_ok(v, C)) continue;
-        const char *why = !isfinite(v)       ? "not finite"
-                          : v != floor(v)    ? "not an integer"
-                                             : "out of range";
+        const char *why = !isfinite(v)    ? "not finite"
+                          : v != floor(v) ? "not an integer"
+                                          : "out of range";
         return sl__fail(t, SL_EARG,
                         "sl_cross_entropy: label of row %zu is %.17g, %s: class indices must be "
                         "integers in [0, C) with C = %d (logits %s)",
@@ -123,8 +123,7 @@ static void mse_jvp(sl_var *out) { /* t = (2/n) sum (p - y)(tp - ty) */
     const double *tp = sl__tan(out->in[0]), *ty = sl__tan(out->in[1]);
     const size_t n = out->in[0]->n;
     double s = 0.0;
-    for (size_t i = 0; i < n; i++)
-        s += (p[i] - y[i]) * ((tp ? tp[i] : 0.0) - (ty ? ty[i] : 0.0));
+    for (size_t i = 0; i < n; i++) s += (p[i] - y[i]) * ((tp ? tp[i] : 0.0) - (ty ? ty[i] : 0.0));
     out->tan[0] = 2.0 * s / (double)n;
 }
 
@@ -273,47 +272,51 @@ static const sl_op_case pair_cases[] = {
 };
 /* N rows of C classes; C = 1 (a constant loss of 0) included. */
 static const sl_op_case cross_entropy_cases[] = {
-    {.shape = {{2, 1, 1}, {1, 1}}},
-    {.shape = {{2, 2, 3}, {1, 2}}},
-    {.shape = {{2, 4, 5}, {1, 4}}},
-    {.shape = {{2, 3, 1}, {1, 3}}},
-    {.shape = {{2, 1, 6}, {1, 1}}},
+    {.shape = {{2, 1, 1}, {1, 1}}}, {.shape = {{2, 2, 3}, {1, 2}}}, {.shape = {{2, 4, 5}, {1, 4}}},
+    {.shape = {{2, 3, 1}, {1, 3}}}, {.shape = {{2, 1, 6}, {1, 1}}},
 };
 #define N(c) ((int)(sizeof c / sizeof c[0]))
 
-#define PAIR(NAME, SIG, SHAPE, F, D, K, D0, D1)                                               \
-    {.name = #NAME, .arity = 2, .shape = SHAPE, .forward = NAME##_forward,                    \
-     .backward = NAME##_backward, .jvp = NAME##_jvp, .signature = SIG, .formula = F, .derivative = D,            \
-     .kinks = K, .domain = {D0, D1}, .kind = SL_KIND_CUSTOM, .cases = pair_cases,             \
-     .ncases = N(pair_cases)}
+#define PAIR(NAME, SIG, SHAPE, F, D, K, D0, D1)                                                    \
+    {                                                                                              \
+        .name = #NAME, .arity = 2, .shape = SHAPE, .forward = NAME##_forward,                      \
+        .backward = NAME##_backward, .jvp = NAME##_jvp, .signature = SIG, .formula = F,            \
+        .derivative = D, .kinks = K, .domain = {D0, D1}, .kind = SL_KIND_CUSTOM,                   \
+        .cases = pair_cases, .ncases = N(pair_cases)                                               \
+    }
 
 enum { MSE, BCE, BCE_WITH_LOGITS, CROSS_ENTROPY, NOPS };
 
 const sl_op sl__loss_ops[] = {
     [MSE] = PAIR(mse, "sl_mse(t, pred, target)", pair_shape,
                  "out = mean((p - y)^2), equal shapes, rank-0 result",
-                 "dp = 2(p - y)/n * g, dy = -2(p - y)/n * g", NULL, SL_DOMAIN_REAL,
-                 SL_DOMAIN_REAL),
+                 "dp = 2(p - y)/n * g, dy = -2(p - y)/n * g", NULL, SL_DOMAIN_REAL, SL_DOMAIN_REAL),
     [BCE] = PAIR(bce, "sl_bce(t, prob, target)", bce_shape,
                  "out = mean(-(y lp + (1-y) lq)), lp = max(log p, -100), lq = max(log(1-p), -100) "
                  "(PyTorch's clamp); p in [0,1]",
                  "dp = (p - y)/max(p(1-p), 1e-12)/n * g (as PyTorch), dy = (lq - lp)/n * g",
                  "p = 0 or 1: the logs clamp at -100 and dp uses the 1e-12 floor (as PyTorch)",
                  SL_DOMAIN_UNIT, SL_DOMAIN_UNIT),
-    [BCE_WITH_LOGITS] = PAIR(bce_with_logits, "sl_bce_with_logits(t, logits, target)", pair_shape,
-                             "out = mean(max(x,0) - x y + log1p(e^-|x|)) (no overflow for any x)",
-                             "dx = (sigmoid(x) - y)/n * g, dy = -x/n * g", NULL, SL_DOMAIN_REAL,
-                             SL_DOMAIN_UNIT),
-    [CROSS_ENTROPY] = {.name = "cross_entropy", .arity = 2, .shape = cross_entropy_shape,
-                       .forward = cross_entropy_forward, .backward = cross_entropy_backward, .jvp = cross_entropy_jvp,
+    [BCE_WITH_LOGITS] =
+        PAIR(bce_with_logits, "sl_bce_with_logits(t, logits, target)", pair_shape,
+             "out = mean(max(x,0) - x y + log1p(e^-|x|)) (no overflow for any x)",
+             "dx = (sigmoid(x) - y)/n * g, dy = -x/n * g", NULL, SL_DOMAIN_REAL, SL_DOMAIN_UNIT),
+    [CROSS_ENTROPY] = {.name = "cross_entropy",
+                       .arity = 2,
+                       .shape = cross_entropy_shape,
+                       .forward = cross_entropy_forward,
+                       .backward = cross_entropy_backward,
+                       .jvp = cross_entropy_jvp,
                        .saved = cross_entropy_saved,
                        .signature = "sl_cross_entropy(t, logits, labels)",
                        .formula = "out = mean over rows r of logsumexp(x_r) - x_r[k_r]; logits "
                                   "[N,C], labels k [N] integers in [0,C)",
                        .derivative = "dx_rj = (p_rj - [j = k_r])/N * g, p = softmax(x_r) saved "
                                      "by forward; labels: none",
-                       .domain = {SL_DOMAIN_REAL, SL_DOMAIN_LABELS}, .kind = SL_KIND_CUSTOM,
-                       .cases = cross_entropy_cases, .ncases = N(cross_entropy_cases)},
+                       .domain = {SL_DOMAIN_REAL, SL_DOMAIN_LABELS},
+                       .kind = SL_KIND_CUSTOM,
+                       .cases = cross_entropy_cases,
+                       .ncases = N(cross_entropy_cases)},
 };
 const int sl__loss_nops = NOPS;
 

@@ -27,117 +27,117 @@ static inline double sl__sigmoid(double z) {
  * The tangent rule (NAME_jvp) is BWD with g taken from the input's tangent:
  * an element-wise op's Jacobian is diagonal, so forward and reverse mode
  * apply the same derivative. */
-#define SL__MAP_OP(NAME, FWD, BWD)                                                            \
-    SL__MAP_FORWARD(NAME, FWD)                                                                \
+#define SL__MAP_OP(NAME, FWD, BWD)                                                                 \
+    SL__MAP_FORWARD(NAME, FWD)                                                                     \
     SL__MAP_RULES(NAME, BWD)
 
 /* The forward loop alone. */
-#define SL__MAP_FORWARD(NAME, FWD)                                                            \
-    static void NAME##_forward(sl_var *out) {                                                 \
-        const double *x = out->in[0]->val;                                                    \
-        double *o = out->val;                                                                 \
-        const double alpha = out->attrs.alpha;                                                \
-        (void)alpha;                                                                          \
-        for (size_t i = 0, n = out->n; i < n; i++) {                                          \
-            const double z = x[i];                                                            \
-            o[i] = (FWD);                                                                     \
-        }                                                                                     \
+#define SL__MAP_FORWARD(NAME, FWD)                                                                 \
+    static void NAME##_forward(sl_var *out) {                                                      \
+        const double *x = out->in[0]->val;                                                         \
+        double *o = out->val;                                                                      \
+        const double alpha = out->attrs.alpha;                                                     \
+        (void)alpha;                                                                               \
+        for (size_t i = 0, n = out->n; i < n; i++) {                                               \
+            const double z = x[i];                                                                 \
+            o[i] = (FWD);                                                                          \
+        }                                                                                          \
     }
 
 /* Backward and tangent rules from one derivative expression (see above). */
-#define SL__MAP_RULES(NAME, BWD)                                                              \
-    static void NAME##_backward(sl_var *out) {                                                \
-        double *dx = out->in[0]->grad;                                                        \
-        if (!dx) return;                                                                      \
-        const double *x = out->in[0]->val, *o = out->val, *gr = out->grad;                    \
-        const double alpha = out->attrs.alpha;                                                \
-        (void)alpha;                                                                          \
-        for (size_t i = 0, n = out->n; i < n; i++) {                                          \
-            const double z = x[i], a = o[i], g = gr[i];                                       \
-            (void)z;                                                                          \
-            (void)a;                                                                          \
-            dx[i] += (BWD);                                                                   \
-        }                                                                                     \
-    }                                                                                         \
-    /* the tangent rule is the same derivative applied to the input's tangent */             \
-    static void NAME##_jvp(sl_var *out) {                                                     \
-        const double *x = out->in[0]->val, *o = out->val, *tx = sl__tan(out->in[0]);         \
-        double *to = out->tan;                                                                \
-        const double alpha = out->attrs.alpha;                                                \
-        (void)alpha;                                                                          \
-        for (size_t i = 0, n = out->n; i < n; i++) {                                          \
-            const double z = x[i], a = o[i], g = tx[i];                                       \
-            (void)z;                                                                          \
-            (void)a;                                                                          \
-            to[i] = (BWD);                                                                    \
-        }                                                                                     \
+#define SL__MAP_RULES(NAME, BWD)                                                                   \
+    static void NAME##_backward(sl_var *out) {                                                     \
+        double *dx = out->in[0]->grad;                                                             \
+        if (!dx) return;                                                                           \
+        const double *x = out->in[0]->val, *o = out->val, *gr = out->grad;                         \
+        const double alpha = out->attrs.alpha;                                                     \
+        (void)alpha;                                                                               \
+        for (size_t i = 0, n = out->n; i < n; i++) {                                               \
+            const double z = x[i], a = o[i], g = gr[i];                                            \
+            (void)z;                                                                               \
+            (void)a;                                                                               \
+            dx[i] += (BWD);                                                                        \
+        }                                                                                          \
+    }                                                                                              \
+    /* the tangent rule is the same derivative applied to the input's tangent */                   \
+    static void NAME##_jvp(sl_var *out) {                                                          \
+        const double *x = out->in[0]->val, *o = out->val, *tx = sl__tan(out->in[0]);               \
+        double *to = out->tan;                                                                     \
+        const double alpha = out->attrs.alpha;                                                     \
+        (void)alpha;                                                                               \
+        for (size_t i = 0, n = out->n; i < n; i++) {                                               \
+            const double z = x[i], a = o[i], g = tx[i];                                            \
+            (void)z;                                                                               \
+            (void)a;                                                                               \
+            to[i] = (BWD);                                                                         \
+        }                                                                                          \
     }
 
 /* Run BODY once per element k of out = f(in[0], in[1]) with ia, ib the
  * matching (broadcast) element indices of the two inputs. Equal shapes take
  * the flat path. */
-#define SL__ZIP_LOOP(out, BODY)                                                               \
-    do {                                                                                      \
-        const sl_var *A_ = (out)->in[0], *B_ = (out)->in[1];                                  \
-        const size_t n_ = (out)->n;                                                           \
-        if (A_->n == n_ && B_->n == n_) {                                                     \
-            for (size_t k = 0; k < n_; k++) {                                                 \
-                const size_t ia = k, ib = k;                                                  \
-                (void)ia, (void)ib;                                                           \
-                BODY;                                                                         \
-            }                                                                                 \
-        } else if (B_->n == 1 && A_->n == n_) {                                               \
-            for (size_t k = 0; k < n_; k++) {                                                 \
-                const size_t ia = k, ib = 0;                                                  \
-                (void)ia, (void)ib;                                                           \
-                BODY;                                                                         \
-            }                                                                                 \
-        } else if (A_->n == 1 && B_->n == n_) {                                               \
-            for (size_t k = 0; k < n_; k++) {                                                 \
-                const size_t ia = 0, ib = k;                                                  \
-                (void)ia, (void)ib;                                                           \
-                BODY;                                                                         \
-            }                                                                                 \
-        } else {                                                                              \
-            size_t sa_[SL_MAX_DIMS], sb_[SL_MAX_DIMS];                                        \
-            int d_[SL_MAX_DIMS];                                                              \
-            sl__bcast_strides((out)->ndim, (out)->dims, A_->ndim, A_->dims, sa_, d_);         \
-            sl__bcast_strides((out)->ndim, (out)->dims, B_->ndim, B_->dims, sb_, d_);         \
-            size_t k = 0;                                                                     \
-            for (int i0 = 0; i0 < d_[0]; i0++)                                                \
-                for (int i1 = 0; i1 < d_[1]; i1++)                                            \
-                    for (int i2 = 0; i2 < d_[2]; i2++) {                                      \
-                        const size_t ba_ = i0 * sa_[0] + i1 * sa_[1] + i2 * sa_[2];           \
-                        const size_t bb_ = i0 * sb_[0] + i1 * sb_[1] + i2 * sb_[2];           \
-                        const size_t n3_ = (size_t)d_[3];                                     \
-                        /* the innermost axis: contiguous or broadcast on each side, so   */  \
-                        /* the common patterns ([m,n] op [m,1], [m,n] op [n]) vectorise   */  \
-                        if (sa_[3] == 1 && sb_[3] == 0)                                       \
-                            for (size_t i3 = 0; i3 < n3_; i3++, k++) {                        \
-                                const size_t ia = ba_ + i3, ib = bb_;                         \
-                                (void)ia, (void)ib;                                           \
-                                BODY;                                                         \
-                            }                                                                 \
-                        else if (sa_[3] == 1 && sb_[3] == 1)                                  \
-                            for (size_t i3 = 0; i3 < n3_; i3++, k++) {                        \
-                                const size_t ia = ba_ + i3, ib = bb_ + i3;                    \
-                                (void)ia, (void)ib;                                           \
-                                BODY;                                                         \
-                            }                                                                 \
-                        else if (sa_[3] == 0 && sb_[3] == 1)                                  \
-                            for (size_t i3 = 0; i3 < n3_; i3++, k++) {                        \
-                                const size_t ia = ba_, ib = bb_ + i3;                         \
-                                (void)ia, (void)ib;                                           \
-                                BODY;                                                         \
-                            }                                                                 \
-                        else                                                                  \
-                            for (size_t i3 = 0; i3 < n3_; i3++, k++) {                        \
-                                const size_t ia = ba_ + i3 * sa_[3], ib = bb_ + i3 * sb_[3];  \
-                                (void)ia, (void)ib;                                           \
-                                BODY;                                                         \
-                            }                                                                 \
-                    }                                                                         \
-        }                                                                                     \
+#define SL__ZIP_LOOP(out, BODY)                                                                    \
+    do {                                                                                           \
+        const sl_var *A_ = (out)->in[0], *B_ = (out)->in[1];                                       \
+        const size_t n_ = (out)->n;                                                                \
+        if (A_->n == n_ && B_->n == n_) {                                                          \
+            for (size_t k = 0; k < n_; k++) {                                                      \
+                const size_t ia = k, ib = k;                                                       \
+                (void)ia, (void)ib;                                                                \
+                BODY;                                                                              \
+            }                                                                                      \
+        } else if (B_->n == 1 && A_->n == n_) {                                                    \
+            for (size_t k = 0; k < n_; k++) {                                                      \
+                const size_t ia = k, ib = 0;                                                       \
+                (void)ia, (void)ib;                                                                \
+                BODY;                                                                              \
+            }                                                                                      \
+        } else if (A_->n == 1 && B_->n == n_) {                                                    \
+            for (size_t k = 0; k < n_; k++) {                                                      \
+                const size_t ia = 0, ib = k;                                                       \
+                (void)ia, (void)ib;                                                                \
+                BODY;                                                                              \
+            }                                                                                      \
+        } else {                                                                                   \
+            size_t sa_[SL_MAX_DIMS], sb_[SL_MAX_DIMS];                                             \
+            int d_[SL_MAX_DIMS];                                                                   \
+            sl__bcast_strides((out)->ndim, (out)->dims, A_->ndim, A_->dims, sa_, d_);              \
+            sl__bcast_strides((out)->ndim, (out)->dims, B_->ndim, B_->dims, sb_, d_);              \
+            size_t k = 0;                                                                          \
+            for (int i0 = 0; i0 < d_[0]; i0++)                                                     \
+                for (int i1 = 0; i1 < d_[1]; i1++)                                                 \
+                    for (int i2 = 0; i2 < d_[2]; i2++) {                                           \
+                        const size_t ba_ = i0 * sa_[0] + i1 * sa_[1] + i2 * sa_[2];                \
+                        const size_t bb_ = i0 * sb_[0] + i1 * sb_[1] + i2 * sb_[2];                \
+                        const size_t n3_ = (size_t)d_[3];                                          \
+                        /* the innermost axis: contiguous or broadcast on each side, so   */       \
+                        /* the common patterns ([m,n] op [m,1], [m,n] op [n]) vectorise   */       \
+                        if (sa_[3] == 1 && sb_[3] == 0)                                            \
+                            for (size_t i3 = 0; i3 < n3_; i3++, k++) {                             \
+                                const size_t ia = ba_ + i3, ib = bb_;                              \
+                                (void)ia, (void)ib;                                                \
+                                BODY;                                                              \
+                            }                                                                      \
+                        else if (sa_[3] == 1 && sb_[3] == 1)                                       \
+                            for (size_t i3 = 0; i3 < n3_; i3++, k++) {                             \
+                                const size_t ia = ba_ + i3, ib = bb_ + i3;                         \
+                                (void)ia, (void)ib;                                                \
+                                BODY;                                                              \
+                            }                                                                      \
+                        else if (sa_[3] == 0 && sb_[3] == 1)                                       \
+                            for (size_t i3 = 0; i3 < n3_; i3++, k++) {                             \
+                                const size_t ia = ba_, ib = bb_ + i3;                              \
+                                (void)ia, (void)ib;                                                \
+                                BODY;                                                              \
+                            }                                                                      \
+                        else                                                                       \
+                            for (size_t i3 = 0; i3 < n3_; i3++, k++) {                             \
+                                const size_t ia = ba_ + i3 * sa_[3], ib = bb_ + i3 * sb_[3];       \
+                                (void)ia, (void)ib;                                                \
+                                BODY;                                                              \
+                            }                                                                      \
+                    }                                                                              \
+        }                                                                                          \
     } while (0)
 
 #endif

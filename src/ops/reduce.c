@@ -35,8 +35,8 @@ static int reduce_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const sl
     if (a->keepdim != 0 && a->keepdim != 1)
         return sl__fail(t, SL_EARG, "sl_%s: keepdim = %d, must be 0 or 1", op->name, a->keepdim);
     if (!sl__axis(a->axis, x->ndim, &ax))
-        return sl__fail(t, SL_EARG, "sl_%s: axis %d out of range for shape %s (rank %d)",
-                        op->name, a->axis, sl__shape_str(sh, x->ndim, x->dims), x->ndim);
+        return sl__fail(t, SL_EARG, "sl_%s: axis %d out of range for shape %s (rank %d)", op->name,
+                        a->axis, sl__shape_str(sh, x->ndim, x->dims), x->ndim);
     int nd = 0;
     for (int i = 0; i < x->ndim; i++) {
         bool reduced = ax == SL_ALL || i == ax;
@@ -109,9 +109,12 @@ static void weighted_sum_tangent(sl_var *out, int kind) {
             double s = 0.0, ties = 0.0;
             for (size_t j = 0; j < v.len; j++) {
                 const size_t e = base + j * v.inner;
-                if (kind == 0) s += tx[e];                         /* sum, mean */
-                else if (kind == 1) s += tx[e] * exp(x[e] - o[k]); /* logsumexp */
-                else if (x[e] == o[k]) s += tx[e], ties += 1.0;    /* max: tie average */
+                if (kind == 0)
+                    s += tx[e]; /* sum, mean */
+                else if (kind == 1)
+                    s += tx[e] * exp(x[e] - o[k]); /* logsumexp */
+                else if (x[e] == o[k])
+                    s += tx[e], ties += 1.0; /* max: tie average */
             }
             out->tan[k] = kind == 2 ? (ties > 0 ? s / ties : NAN) : s;
         }
@@ -204,17 +207,23 @@ static const sl_op_case reduce_cases[] = {
 };
 #define NCASES ((int)(sizeof reduce_cases / sizeof reduce_cases[0]))
 
-#define RED(NAME, F, D, K, DOM, TIES)                                                          \
-    {.name = #NAME, .arity = 1, .shape = reduce_shape, .forward = NAME##_forward,             \
-     .backward = NAME##_backward, .jvp = NAME##_jvp, .signature = "sl_" #NAME "(t, x, axis, keepdim)",           \
-     .formula = F, .derivative = D, .kinks = K, .domain = {DOM}, .kind = SL_KIND_CUSTOM,      \
-     .cases = reduce_cases, .ncases = NCASES, .kink = {.ties = TIES}}
+#define RED(NAME, F, D, K, DOM, TIES)                                                              \
+    {                                                                                              \
+        .name = #NAME, .arity = 1, .shape = reduce_shape, .forward = NAME##_forward,               \
+        .backward = NAME##_backward, .jvp = NAME##_jvp,                                            \
+        .signature = "sl_" #NAME "(t, x, axis, keepdim)", .formula = F, .derivative = D,           \
+        .kinks = K, .domain = {DOM}, .kind = SL_KIND_CUSTOM, .cases = reduce_cases,                \
+        .ncases = NCASES, .kink = {                                                                \
+            .ties = TIES                                                                           \
+        }                                                                                          \
+    }
 
 enum { SUM, MEAN, MAX, LOGSUMEXP, NOPS };
 
 const sl_op sl__reduce_ops[] = {
     [SUM] = RED(sum, "out = sum_j x_j over the axis", "dx_j = g", NULL, SL_DOMAIN_REAL, 0),
-    [MEAN] = RED(mean, "out = (1/n) sum_j x_j over the axis", "dx_j = g/n", NULL, SL_DOMAIN_REAL, 0),
+    [MEAN] =
+        RED(mean, "out = (1/n) sum_j x_j over the axis", "dx_j = g/n", NULL, SL_DOMAIN_REAL, 0),
     [MAX] = RED(max, "out = max_j x_j over the axis (NaN propagates)",
                 "dx_j = g/k where x_j = out (k ties), else 0",
                 "ties: the gradient is shared equally among the k maxima", SL_DOMAIN_DISTINCT, 1),
@@ -227,9 +236,15 @@ static sl_var *reduce(sl_tape *t, int op, sl_var *x, int axis, int keepdim) {
     sl_attrs a = {.axis = axis, .keepdim = keepdim};
     return sl__apply1(t, &sl__reduce_ops[op], x, &a);
 }
-sl_var *sl_sum(sl_tape *t, sl_var *x, int axis, int keepdim) { return reduce(t, SUM, x, axis, keepdim); }
-sl_var *sl_mean(sl_tape *t, sl_var *x, int axis, int keepdim) { return reduce(t, MEAN, x, axis, keepdim); }
-sl_var *sl_max(sl_tape *t, sl_var *x, int axis, int keepdim) { return reduce(t, MAX, x, axis, keepdim); }
+sl_var *sl_sum(sl_tape *t, sl_var *x, int axis, int keepdim) {
+    return reduce(t, SUM, x, axis, keepdim);
+}
+sl_var *sl_mean(sl_tape *t, sl_var *x, int axis, int keepdim) {
+    return reduce(t, MEAN, x, axis, keepdim);
+}
+sl_var *sl_max(sl_tape *t, sl_var *x, int axis, int keepdim) {
+    return reduce(t, MAX, x, axis, keepdim);
+}
 sl_var *sl_logsumexp(sl_tape *t, sl_var *x, int axis, int keepdim) {
     return reduce(t, LOGSUMEXP, x, axis, keepdim);
 }

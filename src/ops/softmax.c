@@ -39,8 +39,8 @@ static int softmax_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const s
                         "one axis (as PyTorch's dim)",
                         op->name, sh, op->name);
     if (!sl__axis(a->axis, x->ndim, &ax))
-        return sl__fail(t, SL_EARG, "sl_%s: axis %d out of range for shape %s (rank %d)",
-                        op->name, a->axis, sh, x->ndim);
+        return sl__fail(t, SL_EARG, "sl_%s: axis %d out of range for shape %s (rank %d)", op->name,
+                        a->axis, sh, x->ndim);
     return sl__shape_same(t, op, in, a, ndim, dims);
 }
 
@@ -98,7 +98,8 @@ static void softmax_jvp(sl_var *out) { /* t_j = a_j (tx_j - sum_k a_k tx_k) */
         for (size_t i = 0; i < v.inner; i++) {
             const size_t base = p * v.len * v.inner + i;
             double dot = 0.0;
-            for (size_t j = 0; j < v.len; j++) dot += a[base + j * v.inner] * tx[base + j * v.inner];
+            for (size_t j = 0; j < v.len; j++)
+                dot += a[base + j * v.inner] * tx[base + j * v.inner];
             for (size_t j = 0; j < v.len; j++) {
                 const size_t e = base + j * v.inner;
                 out->tan[e] = a[e] * (tx[e] - dot);
@@ -172,11 +173,13 @@ static const sl_op_case softmax_cases[] = {
 };
 #define NCASES ((int)(sizeof softmax_cases / sizeof softmax_cases[0]))
 
-#define SOFT(NAME, F, D)                                                                      \
-    {.name = #NAME, .arity = 1, .shape = softmax_shape, .forward = NAME##_forward,            \
-     .backward = NAME##_backward, .jvp = NAME##_jvp, .signature = "sl_" #NAME "(t, x, axis)", .formula = F,      \
-     .derivative = D, .domain = {SL_DOMAIN_REAL}, .kind = SL_KIND_CUSTOM,                     \
-     .cases = softmax_cases, .ncases = NCASES}
+#define SOFT(NAME, F, D)                                                                           \
+    {                                                                                              \
+        .name = #NAME, .arity = 1, .shape = softmax_shape, .forward = NAME##_forward,              \
+        .backward = NAME##_backward, .jvp = NAME##_jvp, .signature = "sl_" #NAME "(t, x, axis)",   \
+        .formula = F, .derivative = D, .domain = {SL_DOMAIN_REAL}, .kind = SL_KIND_CUSTOM,         \
+        .cases = softmax_cases, .ncases = NCASES                                                   \
+    }
 
 enum { SOFTMAX, LOG_SOFTMAX, NOPS };
 

@@ -24,8 +24,8 @@ typedef struct bench_opts {
 } bench_opts;
 
 /* ---- clock and statistics */
-double bench_now(void);                 /* CLOCK_MONOTONIC, seconds */
-double bench_median(double *v, int n);  /* sorts v in place */
+double bench_now(void);                /* CLOCK_MONOTONIC, seconds */
+double bench_median(double *v, int n); /* sorts v in place */
 
 /* ---- output */
 void bench_result(const bench_opts *o, const char *wl, const char *peer, const char *metric,

@@ -42,14 +42,14 @@ void bench_check(const char *wl, const char *peer, const char *key, double v) {
     fflush(stdout);
 }
 
-static void mismatch(const char *wl, const char *peer, const char *key, double v,
-                     const char *fmt, ...)
+static void mismatch(const char *wl, const char *peer, const char *key, double v, const char *fmt,
+                     ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 5, 6)))
 #endif
     ;
-static void mismatch(const char *wl, const char *peer, const char *key, double v,
-                     const char *fmt, ...) {
+static void mismatch(const char *wl, const char *peer, const char *key, double v, const char *fmt,
+                     ...) {
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "slope-bench: CHECK FAILED workload=%s peer=%s %s=%.17g: ", wl, peer, key, v);

@@ -38,8 +38,8 @@ static const struct {
     const char *wl; /* the workload name its peak RSS is reported under */
     int (*run)(const bench_opts *);
 } workloads[] = {
-    {"W1", "W1-op-overhead", bench_w1},     {"W2", "W2-planar", bench_w2},
-    {"W3", "W3-mlp-medium", bench_w3},      {"W4", "W4-matmul-1024", bench_w4},
+    {"W1", "W1-op-overhead", bench_w1},          {"W2", "W2-planar", bench_w2},
+    {"W3", "W3-mlp-medium", bench_w3},           {"W4", "W4-matmul-1024", bench_w4},
     {"W5", "W5-speelpenning-n100000", bench_w5}, {"W6", "W6-micrograd-moons", bench_w6},
 };
 #define NWL ((int)(sizeof workloads / sizeof workloads[0]))

@@ -36,11 +36,21 @@ static sl_var *chain(sl_tape *t, sl_var *x, int n) {
     sl_var *v = x;
     for (int k = 0; k < n; k++) {
         switch (k % 5) {
-        case 0: v = sl_add(t, v, c05); break;
-        case 1: v = sl_mul(t, v, c15); break;
-        case 2: v = sl_sigmoid(t, v); break;
-        case 3: v = sl_tanh(t, v); break;
-        default: v = sl_relu(t, v); break;
+        case 0:
+            v = sl_add(t, v, c05);
+            break;
+        case 1:
+            v = sl_mul(t, v, c15);
+            break;
+        case 2:
+            v = sl_sigmoid(t, v);
+            break;
+        case 3:
+            v = sl_tanh(t, v);
+            break;
+        default:
+            v = sl_relu(t, v);
+            break;
         }
     }
     return v;
@@ -52,11 +62,21 @@ static double adjoint(double x, int n, double *v, double *y) {
     for (int k = 0; k < n; k++) {
         double a = v[k], r;
         switch (k % 5) {
-        case 0: r = a + 0.5; break;
-        case 1: r = a * 1.5; break;
-        case 2: r = 1.0 / (1.0 + exp(-a)); break;
-        case 3: r = tanh(a); break;
-        default: r = a > 0.0 ? a : 0.0; break;
+        case 0:
+            r = a + 0.5;
+            break;
+        case 1:
+            r = a * 1.5;
+            break;
+        case 2:
+            r = 1.0 / (1.0 + exp(-a));
+            break;
+        case 3:
+            r = tanh(a);
+            break;
+        default:
+            r = a > 0.0 ? a : 0.0;
+            break;
         }
         v[k + 1] = r;
     }
@@ -65,11 +85,20 @@ static double adjoint(double x, int n, double *v, double *y) {
     for (int k = n - 1; k >= 0; k--) {
         double out = v[k + 1];
         switch (k % 5) {
-        case 0: break;
-        case 1: g *= 1.5; break;
-        case 2: g *= out * (1.0 - out); break;
-        case 3: g *= 1.0 - out * out; break;
-        default: g = v[k] > 0.0 ? g : 0.0; break;
+        case 0:
+            break;
+        case 1:
+            g *= 1.5;
+            break;
+        case 2:
+            g *= out * (1.0 - out);
+            break;
+        case 3:
+            g *= 1.0 - out * out;
+            break;
+        default:
+            g = v[k] > 0.0 ? g : 0.0;
+            break;
         }
     }
     return g;

@@ -32,9 +32,8 @@
 #define NCOST (ITERS / 1000)
 
 /* course / numpy-handwritten costs, iterations 0, 1000, ..., 7000 */
-static const double ref_cost[8] = {0.6930480201239823,  0.2880832935690184,
-                                   0.25438549407324534, 0.23386415038952202,
-                                   0.2267924874485401,  0.22264427549299018,
+static const double ref_cost[8] = {0.6930480201239823,  0.2880832935690184, 0.25438549407324534,
+                                   0.23386415038952202, 0.2267924874485401, 0.22264427549299018,
                                    0.21973140404281322, 0.21750365405131297};
 
 typedef struct run {
@@ -129,8 +128,7 @@ static double accuracy_of(const double *X, const double *Y, const double *W1, co
  *   cost = -sum(log(A2) Y + (1-Y) log(1-A2)) / m,
  *   dZ2 = A2 - Y, dW2 = dZ2 A1^T / m, db2 = sum dZ2 / m,
  *   dZ1 = (W2^T dZ2) * (1 - A1^2), dW1 = dZ1 X^T / m, db1 = sum dZ1 / m. */
-static void train_floor(const double *X, const double *Y, const double *init, int iters,
-                        run *out) {
+static void train_floor(const double *X, const double *Y, const double *init, int iters, run *out) {
     const double t0 = bench_now();
     double W1[8], b1[4], W2[4], b2;
     static double A1[4][M], A2[M], LA[M], LB[M];
@@ -189,8 +187,8 @@ AVX2 __m256d _ZGVdN4v_tanh(__m256d x);
 
 /* As train_floor, 4 points at a time: the three transcendental functions
  * through libmvec, the rest element by element in the same order. */
-AVX2 static void train_floor_mvec(const double *X, const double *Y, const double *init,
-                                  int iters, run *out) {
+AVX2 static void train_floor_mvec(const double *X, const double *Y, const double *init, int iters,
+                                  run *out) {
     const double t0 = bench_now();
     double W1[8], b1[4], W2[4], b2;
     memcpy(W1, init, sizeof W1);
@@ -282,8 +280,7 @@ static void report(const bench_opts *o, const char *peer, run *runs, int nruns, 
 int bench_w2(const bench_opts *o) {
     static double X[2 * M], Y[M], xy[3 * M], init[17];
     char path[1024];
-    if (bench_read_csv(WL, bench_data_path(o, "planar_X.csv", path, sizeof path), 0, 3, xy, M) !=
-        M)
+    if (bench_read_csv(WL, bench_data_path(o, "planar_X.csv", path, sizeof path), 0, 3, xy, M) != M)
         return 1;
     for (int j = 0; j < M; j++) X[j] = xy[3 * j], X[M + j] = xy[3 * j + 1], Y[j] = xy[3 * j + 2];
     /* planar_init.csv: name,index,value - W1 (8), b1 (4), W2 (4), b2 (1) in that order */

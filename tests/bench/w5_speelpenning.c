@@ -156,10 +156,10 @@ int bench_w5(const bench_opts *o) {
     /* f, g0, g_last: the sequential-product values every exact peer prints
      * (c-plain, c-handcoded-adjoint and ADOL-C agree bit for bit); the bound
      * on the gradient error is the one WORKLOADS.md gives for n = 1e5. */
-    static const refs r4 = {9.9990000999899948e-05, 0.00019998000199978089,
-                            9.9999999999999937e-05, 2.4e-13};
-    static const refs r5 = {9.9999000009998671e-06, 1.999980000199595e-05,
-                            9.9999999999998772e-06, 2.4e-13};
+    static const refs r4 = {9.9990000999899948e-05, 0.00019998000199978089, 9.9999999999999937e-05,
+                            2.4e-13};
+    static const refs r5 = {9.9999000009998671e-06, 1.999980000199595e-05, 9.9999999999998772e-06,
+                            2.4e-13};
     int rc = run_n(o, "W5-speelpenning-scalar-n10000", 10000, &r4);
     rc |= run_n(o, "W5-speelpenning-n100000", 100000, &r5);
     return rc;

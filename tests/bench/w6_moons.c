@@ -254,8 +254,8 @@ int bench_w6(const bench_opts *o) {
     static moons d;
     static double rows[NPTS * 3], negy[NPTS], Xf[NPTS * 2];
     char path[1024];
-    if (bench_read_csv(WL, bench_data_path(o, "moons.csv", path, sizeof path), 0, 3, rows,
-                       NPTS) != NPTS)
+    if (bench_read_csv(WL, bench_data_path(o, "moons.csv", path, sizeof path), 0, 3, rows, NPTS) !=
+        NPTS)
         return 1;
     double prow[NPAR * 2];
     if (bench_read_csv(WL, bench_data_path(o, "moons_init_params.csv", path, sizeof path), 0, 2,
