@@ -136,7 +136,7 @@ int sl_ndim(const sl_var *v);
 const int *sl_dims(const sl_var *v); /* never NULL, also for rank 0 */
 size_t sl_numel(const sl_var *v);
 const double *sl_value(const sl_var *v);
-/* NULL for a node that needs no gradient, or before the first sl_backward. */
+/* NULL for a node that needs no gradient, or until a reverse sweep has reached it. */
 const double *sl_grad(const sl_var *v);
 /* The value of a one-element node; NaN otherwise. */
 double sl_item(const sl_var *v);

@@ -43,14 +43,10 @@ static sl__chunk *chunk_new(sl__arena *ar, size_t need) {
     c->next = NULL;
     c->size = size;
     c->used = 0;
+    uintptr_t d = (uintptr_t)((char *)c + HEADER_SIZE);
+    c->data = (char *)((d + ARENA_ALIGN - 1) & ~(uintptr_t)(ARENA_ALIGN - 1));
     ar->total += HEADER_SIZE + size + ARENA_ALIGN;
     return c;
-}
-
-static char *chunk_data(sl__chunk *c) {
-    uintptr_t p = (uintptr_t)((char *)c + HEADER_SIZE);
-    p = (p + ARENA_ALIGN - 1) & ~(uintptr_t)(ARENA_ALIGN - 1);
-    return (char *)p;
 }
 
 void *sl__arena_alloc(sl__arena *ar, size_t bytes) {
@@ -76,7 +72,7 @@ void *sl__arena_alloc(sl__arena *ar, size_t bytes) {
         }
         ar->cur = c = n;
     }
-    void *p = chunk_data(c) + c->used;
+    void *p = c->data + c->used;
     c->used += bytes;
     return p;
 }

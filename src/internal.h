@@ -6,8 +6,9 @@
  *  - t->nodes[0..n-1] is in recording order, which is a topological order:
  *    every input of nodes[i] is some nodes[j] with j < i.
  *  - a node's value buffer holds numel doubles, row-major, 32-byte aligned.
- *  - grad is NULL until the first backward sweep allocates it (op nodes), or
- *    points at the parameter's buffer (sl_use leaves).
+ *  - grad is NULL when no gradient flows to the node; otherwise it is
+ *    allocated (zeroed) with the node, or points at the parameter's buffer
+ *    (sl_use leaves). sl_grad() shows it once a sweep has reached the node.
  */
 #ifndef SLOPE_INTERNAL_H
 #define SLOPE_INTERNAL_H
@@ -33,7 +34,8 @@
 
 typedef struct sl__chunk {
     struct sl__chunk *next;
-    size_t size; /* usable bytes after the header */
+    char *data;  /* first usable byte, 32-aligned */
+    size_t size; /* usable bytes */
     size_t used;
 } sl__chunk;
 
@@ -46,7 +48,18 @@ typedef struct sl__arena {
 
 void sl__arena_init(sl__arena *ar, const sl_allocator *a);
 void *sl__arena_alloc(sl__arena *ar, size_t bytes); /* 32-byte aligned; NULL on OOM */
-void sl__arena_reset(sl__arena *ar);                /* keep every chunk */
+
+/* The recording fast path: bytes must already be a multiple of 32. */
+static inline void *sl__arena_take(sl__arena *ar, size_t bytes) {
+    sl__chunk *c = ar->cur;
+    if (c && c->size - c->used >= bytes) {
+        void *p = c->data + c->used;
+        c->used += bytes;
+        return p;
+    }
+    return sl__arena_alloc(ar, bytes);
+}
+void sl__arena_reset(sl__arena *ar); /* keep every chunk */
 void sl__arena_release(sl__arena *ar);
 
 extern const sl_allocator sl__default_allocator;
@@ -54,10 +67,11 @@ extern const sl_allocator sl__default_allocator;
 /* ------------------------------------------------------------ tape/node */
 
 enum {
-    SL__NODE_GRAD = 1,  /* a gradient flows here */
-    SL__NODE_LEAF = 2,  /* sl_input / sl_scalar / sl_use */
-    SL__NODE_PARAM = 4, /* sl_use: value and grad belong to a parameter */
-    SL__NODE_TAN = 8,   /* carries a tangent in the current sl_jvp pass */
+    SL__NODE_GRAD = 1,   /* a gradient flows here */
+    SL__NODE_LEAF = 2,   /* sl_input / sl_scalar / sl_use */
+    SL__NODE_PARAM = 4,  /* sl_use: value and grad belong to a parameter */
+    SL__NODE_TAN = 8,    /* carries a tangent in the current sl_jvp pass */
+    SL__NODE_SWEPT = 16, /* a reverse sweep reached it: sl_grad() shows its gradient */
 };
 
 struct sl_var {
@@ -83,6 +97,7 @@ struct sl_tape {
     sl_var **nodes;
     size_t n, cap;
     int status;
+    int dirty;             /* op-node gradients hold a sweep's values: zero before the next */
     int check;             /* SL_CHECK_* flags */
     const char *here_file; /* source location given to the next nodes (SL_HERE) */
     int here_line;

@@ -86,6 +86,7 @@ void sl_tape_clear(sl_tape *t) {
     if (!t) return;
     sl__arena_reset(&t->arena);
     t->n = 0;
+    t->dirty = 0;
     t->status = SL_OK;
     t->msg[0] = '\0';
 }
@@ -186,13 +187,17 @@ static bool push_node(sl_tape *t, sl_var *v, who fn) {
     return true;
 }
 
-/* A node with its value buffer and saved buffer, in one arena block. */
+/* A node with its value, gradient (when one flows: zeroed) and saved
+ * buffers, in one arena block. Every field is set here: no memset of the
+ * whole node on the recording path. */
 static sl_var *node_new(sl_tape *t, who fn, int ndim, const int *dims, bool own_value,
-                        size_t nsaved) {
+                        bool with_grad, size_t nsaved) {
     const size_t n = sl__numel(ndim, dims);
     const size_t head = (sizeof(sl_var) + 31) & ~(size_t)31; /* keep the values 32-aligned */
-    const size_t vals = own_value ? ((n * sizeof(double) + 31) & ~(size_t)31) : 0;
-    char *mem = sl__arena_alloc(&t->arena, head + vals + nsaved * sizeof(double));
+    const size_t vals = (n * sizeof(double) + 31) & ~(size_t)31;
+    const size_t bytes = head + (own_value ? vals : 0) + (with_grad ? vals : 0) +
+                         ((nsaved * sizeof(double) + 31) & ~(size_t)31);
+    char *mem = sl__arena_take(&t->arena, bytes);
     if (!mem) {
         char sh[64];
         sl__fail(t, SL_ENOMEM, "%s%s: out of memory for a %s node", fn.pre, fn.name,
@@ -200,13 +205,24 @@ static sl_var *node_new(sl_tape *t, who fn, int ndim, const int *dims, bool own_
         return NULL;
     }
     sl_var *v = (sl_var *)(void *)mem;
-    memset(v, 0, sizeof *v);
+    char *p = mem + head;
+    v->op = NULL;
+    v->in[0] = v->in[1] = v->in[2] = NULL;
+    v->val = own_value ? (double *)(void *)p : NULL;
+    p += own_value ? vals : 0;
+    v->grad = with_grad ? (double *)(void *)p : NULL;
+    if (with_grad) memset(v->grad, 0, n * sizeof(double));
+    p += with_grad ? vals : 0;
+    v->saved = nsaved ? (double *)(void *)p : NULL;
+    v->tan = NULL;
     v->tape = t;
-    v->ndim = ndim;
-    for (int i = 0; i < ndim; i++) v->dims[i] = dims[i];
     v->n = n;
-    v->val = own_value ? (double *)(void *)(mem + head) : NULL;
-    v->saved = nsaved ? (double *)(void *)(mem + head + vals) : NULL;
+    v->id = 0;
+    v->ndim = ndim;
+    for (int i = 0; i < SL_MAX_DIMS; i++) v->dims[i] = i < ndim ? dims[i] : 0;
+    v->flags = 0;
+    v->line = 0;
+    v->file = NULL;
     return v;
 }
 
@@ -243,8 +259,9 @@ sl_var *sl_input(sl_tape *t, int ndim, const int *dims, const double *data, int 
         return NULL;
     }
     if (!check_shape(t, WHO_LEAF("sl_input"), ndim, dims)) return NULL;
-    sl_var *v = node_new(t, WHO_LEAF("sl_input"), ndim, dims, true, 0);
+    sl_var *v = node_new(t, WHO_LEAF("sl_input"), ndim, dims, true, flags & SL_GRAD, 0);
     if (!v) return NULL;
+    memset(&v->attrs, 0, sizeof v->attrs);
     if (data)
         memcpy(v->val, data, v->n * sizeof(double));
     else
@@ -257,8 +274,9 @@ sl_var *sl_scalar(sl_tape *t, double x, int flags) { return sl_input(t, 0, NULL,
 
 /* sl_use lives here because it builds a leaf; the store itself is in nn/params.c. */
 sl_var *sl__use_leaf(sl_tape *t, int ndim, const int *dims, double *val, double *grad) {
-    sl_var *v = node_new(t, WHO_LEAF("sl_use"), ndim, dims, false, 0);
+    sl_var *v = node_new(t, WHO_LEAF("sl_use"), ndim, dims, false, false, 0);
     if (!v) return NULL;
+    memset(&v->attrs, 0, sizeof v->attrs);
     v->val = val;
     v->grad = grad;
     v->flags = SL__NODE_LEAF | SL__NODE_PARAM | SL__NODE_GRAD;
@@ -321,14 +339,14 @@ sl_var *sl_apply(sl_tape *t, const sl_op *op, int nin, sl_var *const *in, const 
         for (int i = 0; i < nin; i++) probe.in[i] = in[i];
         nsaved = op->saved(&probe);
     }
-    sl_var *v = node_new(t, fn, ndim, dims, true, nsaved);
+    unsigned grad = 0;
+    for (int i = 0; i < nin; i++) grad |= in[i]->flags & SL__NODE_GRAD;
+    sl_var *v = node_new(t, fn, ndim, dims, true, grad != 0, nsaved);
     if (!v) return NULL;
     v->op = op;
     v->attrs = *a;
-    for (int i = 0; i < nin; i++) {
-        v->in[i] = in[i];
-        v->flags |= in[i]->flags & SL__NODE_GRAD;
-    }
+    v->flags = grad;
+    for (int i = 0; i < nin; i++) v->in[i] = in[i];
     v->file = t->here_file;
     v->line = t->here_line;
     if (!push_node(t, v, fn)) return NULL;
@@ -359,7 +377,7 @@ int sl_ndim(const sl_var *v) { return v ? v->ndim : 0; }
 const int *sl_dims(const sl_var *v) { return v ? v->dims : scalar_dims; }
 size_t sl_numel(const sl_var *v) { return v ? v->n : 0; }
 const double *sl_value(const sl_var *v) { return v ? v->val : NULL; }
-const double *sl_grad(const sl_var *v) { return v ? v->grad : NULL; }
+const double *sl_grad(const sl_var *v) { return v && (v->flags & SL__NODE_SWEPT) ? v->grad : NULL; }
 double sl_item(const sl_var *v) { return v && v->n == 1 ? v->val[0] : NAN; }
 int sl_requires_grad(const sl_var *v) { return v && (v->flags & SL__NODE_GRAD) ? 1 : 0; }
 double *sl_leaf_data(sl_var *v) { return v && (v->flags & SL__NODE_LEAF) ? v->val : NULL; }
@@ -376,23 +394,15 @@ double *sl_tangent_data(const sl_var *v) { return v && (v->flags & SL__NODE_TAN)
 
 /* ------------------------------------------------------- differentiation */
 
-/* Give every gradient-carrying node a buffer (first sweep only) and zero
- * the op nodes' ones; leaves keep what they hold, so gradients accumulate. */
-static int prepare_grads(sl_tape *t, size_t last, const char *fname) {
-    for (size_t i = 0; i <= last; i++) {
+/* Op-node gradients start at zero (node_new, sl_forward); after a sweep they
+ * hold its values, and the next sweep without a replay in between zeroes
+ * them first. Leaves keep what they hold, so their gradients accumulate. */
+static void zero_op_grads(sl_tape *t) {
+    for (size_t i = 0; i < t->n; i++) {
         sl_var *v = t->nodes[i];
-        if (!(v->flags & SL__NODE_GRAD)) continue;
-        if (!v->grad) {
-            v->grad = sl__arena_alloc(&t->arena, v->n * sizeof(double));
-            if (!v->grad)
-                return sl__fail(t, SL_ENOMEM, "%s: out of memory for the gradient of node %zu",
-                                fname, i);
-            memset(v->grad, 0, v->n * sizeof(double));
-        } else if (!(v->flags & SL__NODE_LEAF)) {
-            memset(v->grad, 0, v->n * sizeof(double));
-        }
+        if (v->grad && v->op) memset(v->grad, 0, v->n * sizeof(double));
     }
-    return SL_OK;
+    t->dirty = 0;
 }
 
 static int check_root(sl_tape *t, sl_var *y, const char *fname) {
@@ -407,23 +417,24 @@ static int check_root(sl_tape *t, sl_var *y, const char *fname) {
 int sl__sweep(sl_tape *t, sl_var *y, const double *dy, const char *fname) {
     int rc = check_root(t, y, fname);
     if (rc != SL_OK) return rc;
-    if (!(y->flags & SL__NODE_GRAD)) {
-        /* nothing requires a gradient: leaves with SL_GRAD still read zeros */
-        rc = prepare_grads(t, t->n - 1, fname);
-        return rc;
-    }
-    rc = prepare_grads(t, t->n - 1, fname);
-    if (rc != SL_OK) return rc;
-    for (size_t i = 0; i < y->n; i++) y->grad[i] += dy ? dy[i] : 1.0;
+    if (t->dirty) zero_op_grads(t);
+    t->dirty = 1;
+    if (y->flags & SL__NODE_GRAD)
+        for (size_t i = 0; i < y->n; i++) y->grad[i] += dy ? dy[i] : 1.0;
     for (size_t i = y->id + 1; i-- > 0;) {
         sl_var *v = t->nodes[i];
-        if (!v->op || !(v->flags & SL__NODE_GRAD)) continue;
+        if (!(v->flags & SL__NODE_GRAD)) continue;
+        v->flags |= SL__NODE_SWEPT;
+        if (!v->op) continue;
         v->op->backward(v);
         if (t->check & SL_CHECK_FINITE)
             for (int k = 0; k < v->op->arity; k++)
                 if (v->in[k]->grad && !finite_or_fail(t, v, v->in[k]->grad, v->in[k]->n, fname, k))
                     return t->status;
     }
+    /* SL_GRAD leaves recorded after y read zeros too */
+    for (size_t i = y->id + 1; i < t->n; i++)
+        if (t->nodes[i]->flags & SL__NODE_GRAD) t->nodes[i]->flags |= SL__NODE_SWEPT;
     return SL_OK;
 }
 
@@ -454,9 +465,11 @@ int sl_forward(sl_tape *t) {
         sl_var *v = t->nodes[i];
         if (!v->op) continue;
         v->op->forward(v);
+        if (v->grad && t->dirty) memset(v->grad, 0, v->n * sizeof(double));
         if ((t->check & SL_CHECK_FINITE) && !finite_or_fail(t, v, v->val, v->n, "sl_forward", -1))
             return t->status;
     }
+    t->dirty = 0;     /* every op-node gradient was zeroed above */
     return t->status; /* a user op's forward may have failed */
 }
 
