@@ -18,6 +18,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
 
 #ifdef NDEBUG
 #define SL_ASSERT(c) ((void)0)
@@ -116,6 +117,14 @@ int sl__vfail(sl_tape *t, int status, const char *fmt, va_list ap);
  * poisoned (returns false quietly) or an input is NULL / from another tape
  * (sets SL_EARG naming fname). */
 bool sl__check_inputs(sl_tape *t, const char *fname, int nin, sl_var *const *in);
+
+/* Zero n doubles; scalars (the common case on scalar graphs) skip the call. */
+static inline void sl__zero(double *p, size_t n) {
+    if (n == 1)
+        p[0] = 0.0;
+    else
+        memset(p, 0, n * sizeof(double));
+}
 
 /* The tangent of v in the current sl_jvp pass, NULL meaning zero. */
 static inline const double *sl__tan(const sl_var *v) {

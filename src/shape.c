@@ -101,6 +101,14 @@ int sl__shape_bcast(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_att
     (void)a;
     int nd = in[0]->ndim, d[SL_MAX_DIMS];
     memcpy(d, in[0]->dims, sizeof d);
+    bool same = true; /* the common case (scalars, equal shapes): nothing to broadcast */
+    for (int k = 1; k < op->arity && same; k++)
+        same = in[k]->ndim == nd && !memcmp(in[k]->dims, d, (size_t)nd * sizeof(int));
+    if (same) {
+        *ndim = nd;
+        memcpy(dims, d, sizeof d);
+        return SL_OK;
+    }
     for (int k = 1; k < op->arity; k++) {
         if (!sl__broadcast(nd, d, in[k]->ndim, in[k]->dims, &nd, d)) {
             char s0[64], s1[64];

@@ -211,7 +211,7 @@ static sl_var *node_new(sl_tape *t, who fn, int ndim, const int *dims, bool own_
     v->val = own_value ? (double *)(void *)p : NULL;
     p += own_value ? vals : 0;
     v->grad = with_grad ? (double *)(void *)p : NULL;
-    if (with_grad) memset(v->grad, 0, n * sizeof(double));
+    if (with_grad) sl__zero(v->grad, n);
     p += with_grad ? vals : 0;
     v->saved = nsaved ? (double *)(void *)p : NULL;
     v->tan = NULL;
@@ -400,7 +400,7 @@ double *sl_tangent_data(const sl_var *v) { return v && (v->flags & SL__NODE_TAN)
 static void zero_op_grads(sl_tape *t) {
     for (size_t i = 0; i < t->n; i++) {
         sl_var *v = t->nodes[i];
-        if (v->grad && v->op) memset(v->grad, 0, v->n * sizeof(double));
+        if (v->grad && v->op) sl__zero(v->grad, v->n);
     }
     t->dirty = 0;
 }
@@ -465,7 +465,7 @@ int sl_forward(sl_tape *t) {
         sl_var *v = t->nodes[i];
         if (!v->op) continue;
         v->op->forward(v);
-        if (v->grad && t->dirty) memset(v->grad, 0, v->n * sizeof(double));
+        if (v->grad && t->dirty) sl__zero(v->grad, v->n);
         if ((t->check & SL_CHECK_FINITE) && !finite_or_fail(t, v, v->val, v->n, "sl_forward", -1))
             return t->status;
     }

@@ -25,6 +25,10 @@ static void sigmoid_forward(sl_var *out) {
     const double *x = out->in[0]->val;
     double *o = out->val;
     const size_t n = out->n;
+    if (n < 4) { /* too short for a vector: straight to the scalar form */
+        for (size_t i = 0; i < n; i++) o[i] = sl__sigmoid(x[i]);
+        return;
+    }
     for (size_t i = 0; i < n; i++) o[i] = -fabs(x[i]);
     sl__vexp(o, o, n);
     for (size_t i = 0; i < n; i++) o[i] = x[i] >= 0 ? 1.0 / (1.0 + o[i]) : o[i] / (1.0 + o[i]);
