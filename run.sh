@@ -30,11 +30,15 @@ need_packages() {
     $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
-configure_build() { # dir, cmake args...
+configure_build() { # dir, cmake args... (the build's output shows only if it fails)
     local dir=$1
     shift
-    cmake -S . -B "$dir" "$@" >/dev/null
-    cmake --build "$dir" -j "$JOBS"
+    mkdir -p "$dir"
+    if ! { cmake -S . -B "$dir" "$@" && cmake --build "$dir" -j "$JOBS"; } >"$dir/build.log" 2>&1; then
+        cat "$dir/build.log"
+        echo "run.sh: the build in $dir failed (log: $dir/build.log)" >&2
+        exit 1
+    fi
 }
 
 case "${1:-}" in
