@@ -34,6 +34,27 @@ Test(gradcheck, small_network_passes) {
     sl_tape_free(t);
 }
 
+/* The verdict does not hinge on the step: a correct gradient passes at every
+ * step from 1e-3 to 1e-8, plain or extrapolated, and reports order ~2. */
+Test(gradcheck, correct_gradient_passes_at_many_steps) {
+    sl_tape *t = sl_tape_new();
+    sl_var *w = sl_input(t, 2, (int[]){3, 4}, W0, SL_GRAD);
+    sl_var *x = sl_input(t, 2, (int[]){4, 1}, X0, SL_GRAD);
+    sl_var *b = sl_input(t, 2, (int[]){3, 1}, B0, SL_GRAD);
+    sl_var *y = sl_sum(t, sl_tanh(t, sl_add(t, sl_matmul(t, w, x), b)), SL_ALL, 0);
+    sl_var *in[3] = {w, x, b};
+    const double steps[] = {1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8};
+    for (int plain = 0; plain <= 1; plain++)
+        for (int i = 0; i < 6; i++) {
+            sl_gradcheck_opts o = {.eps = steps[i], .plain = plain};
+            sl_gradcheck_report r;
+            cr_expect_eq(sl_gradcheck(t, y, 3, in, &o, &r), SL_OK, "eps %g plain %d: %s",
+                         steps[i], plain, r.message);
+            cr_expect(r.taylor_order > 1.8 && r.taylor_order < 2.2, "order %g", r.taylor_order);
+        }
+    sl_tape_free(t);
+}
+
 /* y = tanh(W x) is [3,1]: the full 3 x 16 Jacobian is compared. */
 Test(gradcheck, full_jacobian_of_non_scalar_output) {
     sl_tape *t = sl_tape_new();
