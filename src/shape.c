@@ -102,8 +102,10 @@ int sl__shape_bcast(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_att
     int nd = in[0]->ndim, d[SL_MAX_DIMS];
     memcpy(d, in[0]->dims, sizeof d);
     bool same = true; /* the common case (scalars, equal shapes): nothing to broadcast */
-    for (int k = 1; k < op->arity && same; k++)
-        same = in[k]->ndim == nd && !memcmp(in[k]->dims, d, (size_t)nd * sizeof(int));
+    for (int k = 1; k < op->arity && same; k++) {
+        same = in[k]->ndim == nd;
+        for (int i = 0; i < nd && same; i++) same = in[k]->dims[i] == d[i]; /* no call for [] */
+    }
     if (same) {
         *ndim = nd;
         memcpy(dims, d, sizeof d);

@@ -331,7 +331,10 @@ sl_var *sl_apply(sl_tape *t, const sl_op *op, int nin, sl_var *const *in, const 
         if (t->status == SL_OK) sl__fail(t, SL_ESHAPE, "%s%s: shape rule failed", fn.pre, fn.name);
         return NULL;
     }
-    if (!check_shape(t, fn, ndim, dims)) return NULL;
+    /* the element-wise rules only pass valid input shapes on; any other rule
+     * (a user's among them) has its result checked */
+    if (shape != sl__shape_same && shape != sl__shape_bcast && !check_shape(t, fn, ndim, dims))
+        return NULL;
     size_t nsaved = 0;
     if (op->saved) { /* the rule sees the node-to-be: shape, inputs, attributes */
         sl_var probe = {.ndim = ndim, .n = sl__numel(ndim, dims), .attrs = *a};

@@ -48,8 +48,8 @@ Test(gradcheck, correct_gradient_passes_at_many_steps) {
         for (int i = 0; i < 6; i++) {
             sl_gradcheck_opts o = {.eps = steps[i], .plain = plain};
             sl_gradcheck_report r;
-            cr_expect_eq(sl_gradcheck(t, y, 3, in, &o, &r), SL_OK, "eps %g plain %d: %s",
-                         steps[i], plain, r.message);
+            cr_expect_eq(sl_gradcheck(t, y, 3, in, &o, &r), SL_OK, "eps %g plain %d: %s", steps[i],
+                         plain, r.message);
             cr_expect(r.taylor_order > 1.8 && r.taylor_order < 2.2, "order %g", r.taylor_order);
         }
     sl_tape_free(t);
