@@ -210,18 +210,17 @@ void sl_gather_rows(double *dst, const double *src, int cols, const int *idx, in
  * On a terminal (isatty(fileno(file)), or SL_PROGRESS_TTY) the line is
  * rewritten in place with \r at most ten times a second; otherwise nothing
  * is written unless every > 0, and then one plain line per `every` steps.
- * file is a FILE * (void * so that slope.h needs no <stdio.h>); NULL or
- * SL_PROGRESS_QUIET: silent. total <= 0: unknown (no "/total", no time
+ * file NULL or SL_PROGRESS_QUIET: silent. total <= 0: unknown (no "/total", no time
  * left). The fields are private. */
 typedef struct sl_progress {
-    void *file;
+    FILE *file;
     long total, every;
     int flags, tty;
     double t0, last_draw;
     long first_step, last_step;
     int started, width, drawn;
 } sl_progress;
-void sl_progress_init(sl_progress *p, void *file, long total, long every, int flags);
+void sl_progress_init(sl_progress *p, FILE *file, long total, long every, int flags);
 void sl_progress_update(sl_progress *p, long step, double loss);
 /* The final line, with the elapsed time: on a terminal it ends the \r line
  * with a newline; otherwise a plain line if every > 0 (unless update just

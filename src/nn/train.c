@@ -110,7 +110,7 @@ static void fmt_time(char *buf, size_t len, double s) {
         snprintf(buf, len, "%ld:%02ld", t / 60, t % 60);
 }
 
-void sl_progress_init(sl_progress *p, void *file, long total, long every, int flags) {
+void sl_progress_init(sl_progress *p, FILE *file, long total, long every, int flags) {
     if (!p) return;
     memset(p, 0, sizeof *p);
     p->file = file;
