@@ -2,7 +2,7 @@
  * arena.c - the chunked bump allocator every tape records into.
  *
  * Memory comes from the tape's sl_allocator in chunks of at least 64 KiB,
- * each twice the last up to 1 MiB and then 1 MiB (an allocation larger than
+ * each twice the last up to 256 KiB and then 256 KiB (an allocation larger than
  * that gets a chunk of its own size), so the unused tail is bounded.
  * sl__arena_alloc is 32-byte aligned (so value buffers suit vector loads);
  * nodes take 8- or 32-aligned pieces (sl__arena_take).
@@ -15,7 +15,7 @@
 
 #define ARENA_ALIGN 32
 #define ARENA_MIN_CHUNK ((size_t)64 * 1024)
-#define ARENA_MAX_CHUNK ((size_t)1024 * 1024) /* growth stops here */
+#define ARENA_MAX_CHUNK ((size_t)256 * 1024) /* growth stops here */
 #define HEADER_SIZE ((sizeof(sl__chunk) + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1))
 
 static void *default_alloc(size_t size, void *ud) {

@@ -82,16 +82,17 @@ enum {
     SL__NODE_SAVED = 32, /* has a saved buffer (sl__saved) */
 };
 
-/* A node: 96 bytes on LP64, followed in the same arena block by its value,
- * gradient (when one flows) and saved buffers, then its attributes (only
- * when they are not all zero). Buffers of 4 or more doubles are 32-byte
- * aligned (the block starts 32-aligned and sizeof(sl_var) is a multiple of
- * 32); buffers of 1-3 doubles are packed at 8. What few nodes need lives
- * beside the node list, indexed by id: forward-mode tangents (t->tans) and
- * SL_HERE source locations (t->locs). */
+/* A node: a 72-byte header on LP64 and one input pointer per input (none
+ * for a leaf, so 72 + 8 * arity bytes), followed in the same arena block by
+ * its value, gradient (when one flows) and saved buffers, then its
+ * attributes (only when they are not all zero). Buffers of 4 or more doubles
+ * are 32-byte aligned (the block starts 32-aligned and the buffers at the
+ * header rounded up to 32 bytes); buffers of 1-3 doubles are packed at 8.
+ * What few nodes need lives beside the node list, indexed by id:
+ * forward-mode tangents (t->tans) and SL_HERE source locations (t->locs).
+ * in[k] exists for k < op->arity only: read it nowhere else. */
 struct sl_var {
     const sl_op *op; /* NULL for leaves */
-    sl_var *in[SL_MAX_INPUTS];
     double *val;
     double *grad;
     sl_tape *tape;
@@ -101,6 +102,7 @@ struct sl_var {
     int dims[SL_MAX_DIMS];
     unsigned char ndim;
     unsigned char flags;
+    sl_var *in[]; /* op->arity inputs */
 };
 
 /* Where a node was recorded (SL_HERE); file NULL if unknown. */

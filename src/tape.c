@@ -9,6 +9,7 @@
 #include "internal.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 /* ---------------------------------------------------------------- status */
@@ -237,15 +238,15 @@ static bool push_node(sl_tape *t, sl_var *v, who fn) {
  * buffers and, when a is not NULL, a copy of a, in one arena block (layout:
  * internal.h). Every field is set here: no memset of the whole node on the
  * recording path. */
-static sl_var *node_new(sl_tape *t, who fn, int ndim, const int *dims, bool own_value,
+static sl_var *node_new(sl_tape *t, who fn, int nin, int ndim, const int *dims, bool own_value,
                         bool with_grad, size_t nsaved, const sl_attrs *a) {
     const size_t n = sl__numel(ndim, dims);
     const size_t buf = own_value ? sl__bufbytes(n) : 0;
-    _Static_assert(sizeof(sl_var) % 8 == 0, "node blocks are packed at 8 bytes");
-    /* with a 32-aligned start, a buffer of 4 or more doubles is 32-aligned at the head's end */
-    const size_t head = (sizeof(sl_var) + 31) & ~(size_t)31;
+    _Static_assert(offsetof(sl_var, in) % 8 == 0, "node blocks are packed at 8 bytes");
+    const size_t head = offsetof(sl_var, in) + (size_t)nin * sizeof(sl_var *);
+    /* a buffer of 4 or more doubles: a 32-aligned block, the buffers at the head rounded to 32 */
     const bool wide = own_value && n >= 4;
-    const size_t at = wide ? head : sizeof(sl_var);
+    const size_t at = wide ? (head + 31) & ~(size_t)31 : head;
     /* saved: 32-aligned after the value and gradient (up to 24 bytes of padding) */
     const size_t saved = nsaved ? 24 + nsaved * sizeof(double) : 0;
     const size_t bytes = at + buf + (with_grad ? buf : 0) + saved + (a ? sizeof(sl_attrs) : 0);
@@ -259,7 +260,6 @@ static sl_var *node_new(sl_tape *t, who fn, int ndim, const int *dims, bool own_
     sl_var *v = (sl_var *)(void *)mem;
     char *p = mem + at;
     v->op = NULL;
-    v->in[0] = v->in[1] = v->in[2] = NULL;
     v->val = own_value ? (double *)(void *)p : NULL;
     p += buf;
     v->grad = with_grad ? (double *)(void *)p : NULL;
@@ -315,7 +315,7 @@ sl_var *sl_input(sl_tape *t, int ndim, const int *dims, const double *data, int 
         return NULL;
     }
     if (!check_shape(t, WHO_LEAF("sl_input"), ndim, dims)) return NULL;
-    sl_var *v = node_new(t, WHO_LEAF("sl_input"), ndim, dims, true, flags & SL_GRAD, 0, NULL);
+    sl_var *v = node_new(t, WHO_LEAF("sl_input"), 0, ndim, dims, true, flags & SL_GRAD, 0, NULL);
     if (!v) return NULL;
     if (data)
         memcpy(v->val, data, v->n * sizeof(double));
@@ -329,7 +329,7 @@ sl_var *sl_scalar(sl_tape *t, double x, int flags) { return sl_input(t, 0, NULL,
 
 /* sl_use lives here because it builds a leaf; the store itself is in nn/params.c. */
 sl_var *sl__use_leaf(sl_tape *t, int ndim, const int *dims, double *val, double *grad) {
-    sl_var *v = node_new(t, WHO_LEAF("sl_use"), ndim, dims, false, false, 0, NULL);
+    sl_var *v = node_new(t, WHO_LEAF("sl_use"), 0, ndim, dims, false, false, 0, NULL);
     if (!v) return NULL;
     v->val = val;
     v->grad = grad;
@@ -392,14 +392,23 @@ sl_var *sl_apply(sl_tape *t, const sl_op *op, int nin, sl_var *const *in, const 
         return NULL;
     size_t nsaved = 0;
     if (op->saved) { /* the rule sees the node-to-be: shape, inputs, attributes */
-        sl_var probe = {.ndim = (unsigned char)ndim, .n = sl__numel(ndim, dims), .attrs = a};
-        for (int i = 0; i < ndim; i++) probe.dims[i] = dims[i];
-        for (int i = 0; i < nin; i++) probe.in[i] = in[i];
-        nsaved = op->saved(&probe);
+        union {      /* a node with room for its inputs */
+            sl_var v;
+            sl_var *room[sizeof(sl_var) / sizeof(sl_var *) + SL_MAX_INPUTS];
+        } probe;
+        memset(&probe, 0, sizeof probe);
+        probe.v.ndim = (unsigned char)ndim;
+        probe.v.n = sl__numel(ndim, dims);
+        probe.v.attrs = a;
+        probe.v.tape = t;
+        for (int i = 0; i < ndim; i++) probe.v.dims[i] = dims[i];
+        for (int i = 0; i < nin; i++) probe.v.in[i] = in[i];
+        probe.v.op = op;
+        nsaved = op->saved(&probe.v);
     }
     unsigned grad = 0;
     for (int i = 0; i < nin; i++) grad |= in[i]->flags & SL__NODE_GRAD;
-    sl_var *v = node_new(t, fn, ndim, dims, true, grad != 0, nsaved, keep);
+    sl_var *v = node_new(t, fn, nin, ndim, dims, true, grad != 0, nsaved, keep);
     if (!v) return NULL;
     v->op = op;
     v->flags |= (unsigned char)grad;
@@ -440,7 +449,7 @@ int sl_requires_grad(const sl_var *v) { return v && (v->flags & SL__NODE_GRAD) ?
 double *sl_leaf_data(sl_var *v) { return v && (v->flags & SL__NODE_LEAF) ? v->val : NULL; }
 
 const sl_var *sl_in(const sl_var *out, int k) {
-    return out && k >= 0 && k < SL_MAX_INPUTS ? out->in[k] : NULL;
+    return out && out->op && k >= 0 && k < out->op->arity ? out->in[k] : NULL;
 }
 const sl_attrs *sl_attrs_of(const sl_var *v) { return v ? v->attrs : NULL; }
 double *sl_out_data(sl_var *out) { return out ? out->val : NULL; }
