@@ -979,3 +979,44 @@ Test(tape, jvp_through_a_user_op) {
     }
     sl_tape_free(t);
 }
+
+/* Tangents live beside the node list: they follow the tape as it grows
+ * between sl_jvp calls, and a cleared and re-recorded tape starts afresh. */
+Test(tape, jvp_after_growth_and_clear) {
+    sl_tape *t = sl_tape_new();
+    for (int round = 0; round < 3; round++) {
+        const double x0 = 0.25 + round, u = 1.0 + round;
+        sl_var *x = sl_scalar(t, x0, SL_GRAD), *y = x;
+        double dy = NAN;
+        const double *tans[1] = {&u};
+        for (int len = 1; len <= 3; len++) {
+            for (int i = 0; i < 900 * len; i++) y = sl_add(t, y, x); /* y = (1 + k) x */
+            cr_assert_eq(sl_jvp(t, y, 1, &x, tans, &dy), SL_OK, "%s", sl_tape_error(t));
+            /* every node after x is an add of x: y = (1 + adds) x */
+            const double adds = (double)(sl_tape_size(t) - 1);
+            cr_expect_eq(dy, (1.0 + adds) * u, "round %d len %d: %.17g", round, len, dy);
+        }
+        sl_tape_clear(t);
+    }
+    sl_tape_free(t);
+}
+
+/* Attributes: a node keeps a copy when any is non-zero, and reads a zero
+ * set otherwise (leaves included). */
+Test(tape, attributes_are_copied_when_non_zero) {
+    sl_tape *t = sl_tape_new();
+    sl_var *x = sl_input(t, 1, (int[]){3}, (double[]){-1.0, 0.5, 2.0}, SL_GRAD);
+    sl_var *a = sl_leaky_relu(t, x, 0.125), *b = sl_exp(t, x), *c = sl_leaky_relu(t, x, 0.0);
+    cr_assert_not_null(a);
+    cr_expect_eq(sl_attrs_of(a)->alpha, 0.125);
+    cr_expect_neq(sl_attrs_of(a), sl_attrs_of(b));
+    static const sl_attrs zero;
+    const sl_var *zeros[] = {x, b, c};
+    for (int i = 0; i < 3; i++) {
+        cr_assert_not_null(sl_attrs_of(zeros[i]));
+        cr_expect_eq(memcmp(sl_attrs_of(zeros[i]), &zero, sizeof zero), 0, "node %d", i);
+    }
+    cr_expect_eq(sl_value(a)[0], -0.125);
+    cr_expect_eq(sl_value(c)[0], 0.0);
+    sl_tape_free(t);
+}
