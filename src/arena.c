@@ -1,8 +1,11 @@
 /*
  * arena.c - the chunked bump allocator every tape records into.
  *
- * Memory comes from the tape's sl_allocator in chunks of at least 64 KiB;
- * allocations are 32-byte aligned (so value buffers suit vector loads).
+ * Memory comes from the tape's sl_allocator in chunks of at least 64 KiB,
+ * each twice the last up to 256 KiB and then 256 KiB (an allocation larger than
+ * that gets a chunk of its own size), so the unused tail is bounded.
+ * sl__arena_alloc is 32-byte aligned (so value buffers suit vector loads);
+ * nodes take 8- or 32-aligned pieces (sl__arena_take).
  * Reset rewinds every chunk and keeps them, so a training loop that clears
  * and re-records its tape allocates nothing after the first step.
  */
@@ -12,6 +15,7 @@
 
 #define ARENA_ALIGN 32
 #define ARENA_MIN_CHUNK ((size_t)64 * 1024)
+#define ARENA_MAX_CHUNK ((size_t)256 * 1024) /* growth stops here */
 #define HEADER_SIZE ((sizeof(sl__chunk) + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1))
 
 static void *default_alloc(size_t size, void *ud) {
@@ -33,7 +37,9 @@ void sl__arena_init(sl__arena *ar, const sl_allocator *a) {
 }
 
 static sl__chunk *chunk_new(sl__arena *ar, size_t need) {
-    size_t size = ar->cur ? ar->cur->size * 2 : ARENA_MIN_CHUNK;
+    size_t size = ARENA_MIN_CHUNK;
+    if (ar->cur) size = ar->cur->size >= ARENA_MAX_CHUNK / 2 ? ARENA_MAX_CHUNK : ar->cur->size * 2;
+    if (size < ARENA_MIN_CHUNK) size = ARENA_MIN_CHUNK;
     if (size < need) size = need;
     if (size > SIZE_MAX - HEADER_SIZE - ARENA_ALIGN) return NULL;
     /* malloc aligns to 16; over-allocate so the data start can be aligned to 32 */
@@ -49,19 +55,35 @@ static sl__chunk *chunk_new(sl__arena *ar, size_t need) {
     return c;
 }
 
+/* The offset in c where a block of bytes aligned to align fits, or
+ * SIZE_MAX. c->data is 32-aligned, so aligning the offset aligns the block. */
+static size_t fit(const sl__chunk *c, size_t bytes, size_t align) {
+    const size_t off = (c->used + align - 1) & ~(align - 1);
+    return off <= c->size && c->size - off >= bytes ? off : SIZE_MAX;
+}
+
 void *sl__arena_alloc(sl__arena *ar, size_t bytes) {
     if (bytes > SIZE_MAX - ARENA_ALIGN) return NULL;
     bytes = (bytes + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
     if (bytes == 0) bytes = ARENA_ALIGN;
+    return sl__arena_alloc_aligned(ar, bytes, ARENA_ALIGN);
+}
+
+void *sl__arena_alloc_aligned(sl__arena *ar, size_t bytes, size_t align) {
+    SL_ASSERT(align == 8 || align == ARENA_ALIGN);
+    if (bytes > SIZE_MAX - ARENA_ALIGN) return NULL;
+    bytes = (bytes + 7) & ~(size_t)7;
+    if (bytes == 0) bytes = 8;
     sl__chunk *c = ar->cur;
     /* walk the kept chunks (after a reset) before asking for a new one */
-    while (c && c->size - c->used < bytes) {
+    while (c && fit(c, bytes, align) == SIZE_MAX) {
         if (!c->next) break;
         c = c->next;
         c->used = 0;
         ar->cur = c;
     }
-    if (!c || c->size - c->used < bytes) {
+    size_t off = c ? fit(c, bytes, align) : SIZE_MAX;
+    if (off == SIZE_MAX) {
         sl__chunk *n = chunk_new(ar, bytes);
         if (!n) return NULL;
         if (c) {
@@ -71,10 +93,10 @@ void *sl__arena_alloc(sl__arena *ar, size_t bytes) {
             ar->head = n;
         }
         ar->cur = c = n;
+        off = 0;
     }
-    void *p = c->data + c->used;
-    c->used += bytes;
-    return p;
+    c->used = off + bytes;
+    return c->data + off;
 }
 
 void sl__arena_reset(sl__arena *ar) {

@@ -5,7 +5,8 @@
  * Invariants:
  *  - t->nodes[0..n-1] is in recording order, which is a topological order:
  *    every input of nodes[i] is some nodes[j] with j < i.
- *  - a node's value buffer holds numel doubles, row-major, 32-byte aligned.
+ *  - a node's value buffer holds numel doubles, row-major; 32-byte aligned
+ *    when numel >= 4, 8-byte aligned below (small buffers are packed).
  *  - grad is NULL when no gradient flows to the node; otherwise it is
  *    allocated (zeroed) with the node, or points at the parameter's buffer
  *    (sl_use leaves). sl_grad() shows it once a sweep has reached the node.
@@ -17,6 +18,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -49,16 +51,20 @@ typedef struct sl__arena {
 
 void sl__arena_init(sl__arena *ar, const sl_allocator *a);
 void *sl__arena_alloc(sl__arena *ar, size_t bytes); /* 32-byte aligned; NULL on OOM */
+/* bytes aligned to align (8 or 32); NULL on OOM. */
+void *sl__arena_alloc_aligned(sl__arena *ar, size_t bytes, size_t align);
 
-/* The recording fast path: bytes must already be a multiple of 32. */
-static inline void *sl__arena_take(sl__arena *ar, size_t bytes) {
+/* The recording fast path: bytes a multiple of 8, align 8 or 32. */
+static inline void *sl__arena_take(sl__arena *ar, size_t bytes, size_t align) {
     sl__chunk *c = ar->cur;
-    if (c && c->size - c->used >= bytes) {
-        void *p = c->data + c->used;
-        c->used += bytes;
-        return p;
+    if (c) {
+        const size_t off = (c->used + align - 1) & ~(align - 1);
+        if (off <= c->size && c->size - off >= bytes) {
+            c->used = off + bytes;
+            return c->data + off;
+        }
     }
-    return sl__arena_alloc(ar, bytes);
+    return sl__arena_alloc_aligned(ar, bytes, align);
 }
 void sl__arena_reset(sl__arena *ar); /* keep every chunk */
 void sl__arena_release(sl__arena *ar);
@@ -73,25 +79,37 @@ enum {
     SL__NODE_PARAM = 4,  /* sl_use: value and grad belong to a parameter */
     SL__NODE_TAN = 8,    /* carries a tangent in the current sl_jvp pass */
     SL__NODE_SWEPT = 16, /* a reverse sweep reached it: sl_grad() shows its gradient */
+    SL__NODE_SAVED = 32, /* has a saved buffer (sl__saved) */
 };
 
+/* A node: a 72-byte header on LP64 and one input pointer per input (none
+ * for a leaf, so 72 + 8 * arity bytes), followed in the same arena block by
+ * its value, gradient (when one flows) and saved buffers, then its
+ * attributes (only when they are not all zero). Buffers of 4 or more doubles
+ * are 32-byte aligned (the block starts 32-aligned and the buffers at the
+ * header rounded up to 32 bytes); buffers of 1-3 doubles are packed at 8.
+ * What few nodes need lives beside the node list, indexed by id:
+ * forward-mode tangents (t->tans) and SL_HERE source locations (t->locs).
+ * in[k] exists for k < op->arity only: read it nowhere else. */
 struct sl_var {
     const sl_op *op; /* NULL for leaves */
-    sl_var *in[SL_MAX_INPUTS];
     double *val;
     double *grad;
-    double *saved; /* op->saved(node) doubles, or NULL */
-    double *tan;   /* forward-mode tangent (allocated by the first sl_jvp) */
     sl_tape *tape;
-    size_t n;  /* numel */
-    size_t id; /* index in t->nodes */
-    int ndim;
+    const sl_attrs *attrs; /* an arena copy, or &sl__zero_attrs: never NULL */
+    size_t n;              /* numel */
+    uint32_t id;           /* index in t->nodes */
     int dims[SL_MAX_DIMS];
-    unsigned flags;
-    int line; /* where the node was recorded (SL_HERE), 0 if unknown */
-    const char *file;
-    sl_attrs attrs;
+    unsigned char ndim;
+    unsigned char flags;
+    sl_var *in[]; /* op->arity inputs */
 };
+
+/* Where a node was recorded (SL_HERE); file NULL if unknown. */
+typedef struct sl__loc {
+    const char *file;
+    int line;
+} sl__loc;
 
 struct sl_tape {
     sl__arena arena;
@@ -100,10 +118,19 @@ struct sl_tape {
     int status;
     int dirty;             /* op-node gradients hold a sweep's values: zero before the next */
     int check;             /* SL_CHECK_* flags */
+    int here_on;           /* sl_tape_here was called: t->locs is kept */
     const char *here_file; /* source location given to the next nodes (SL_HERE) */
     int here_line;
+    sl__loc *locs;  /* locs[id] for id < n, allocated once here_on (loc_cap entries) */
+    size_t loc_cap; /* entries of locs */
+    double **tans;  /* tans[id]: tangent buffer (arena) of node id, allocated by sl_jvp */
+    size_t tan_cap; /* entries of tans */
+    size_t tan_n;   /* tans[0..tan_n-1] belong to the nodes recorded now (clear: 0) */
     char msg[512];
 };
+
+/* The attributes of a node recorded without any (or with all zero). */
+extern const sl_attrs sl__zero_attrs;
 
 /* Sets the sticky error (first wins). Returns t->status. */
 int sl__fail(sl_tape *t, int status, const char *fmt, ...)
@@ -126,9 +153,28 @@ static inline void sl__zero(double *p, size_t n) {
         memset(p, 0, n * sizeof(double));
 }
 
+/* The tangent buffer of v (valid once sl_jvp has made it: for an op node,
+ * inside its tangent rule). */
+static inline double *sl__tanbuf(const sl_var *v) { return v->tape->tans[v->id]; }
+
 /* The tangent of v in the current sl_jvp pass, NULL meaning zero. */
 static inline const double *sl__tan(const sl_var *v) {
-    return (v->flags & SL__NODE_TAN) ? v->tan : NULL;
+    return (v->flags & SL__NODE_TAN) ? sl__tanbuf(v) : NULL;
+}
+
+/* The bytes of one value or gradient buffer of n doubles inside a node's
+ * block: 4 or more doubles are padded to 32 bytes (and start 32-aligned),
+ * fewer are packed. */
+static inline size_t sl__bufbytes(size_t n) {
+    return n >= 4 ? (n * sizeof(double) + 31) & ~(size_t)31 : n * sizeof(double);
+}
+
+/* The saved buffer (op->saved(node) doubles) of an op node, or NULL: it
+ * follows the value and gradient, 32-byte aligned. */
+static inline double *sl__saved(const sl_var *v) {
+    if (!(v->flags & SL__NODE_SAVED)) return NULL;
+    const uintptr_t end = (uintptr_t)v->val + sl__bufbytes(v->n) * (v->grad ? 2 : 1);
+    return (double *)((end + 31) & ~(uintptr_t)31);
 }
 
 /* The reverse sweep from y seeded with dy (NULL = ones). */

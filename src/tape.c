@@ -9,6 +9,7 @@
 #include "internal.h"
 
 #include <math.h>
+#include <stddef.h>
 #include <string.h>
 
 /* ---------------------------------------------------------------- status */
@@ -79,6 +80,8 @@ void sl_tape_free(sl_tape *t) {
     sl_allocator a = t->arena.a;
     sl__arena_release(&t->arena);
     a.free(t->nodes, a.ud);
+    a.free(t->locs, a.ud);
+    a.free(t->tans, a.ud);
     a.free(t, a.ud);
 }
 
@@ -86,6 +89,7 @@ void sl_tape_clear(sl_tape *t) {
     if (!t) return;
     sl__arena_reset(&t->arena);
     t->n = 0;
+    t->tan_n = 0; /* the tangents lived in the arena */
     t->dirty = 0;
     t->status = SL_OK;
     t->msg[0] = '\0';
@@ -101,7 +105,9 @@ const char *sl_tape_error(const sl_tape *t) {
 size_t sl_tape_size(const sl_tape *t) { return t ? t->n : 0; }
 
 size_t sl_tape_bytes(const sl_tape *t) {
-    return t ? t->arena.total + t->cap * sizeof(sl_var *) : 0;
+    return t ? t->arena.total + t->cap * sizeof(sl_var *) + t->loc_cap * sizeof(sl__loc) +
+                   t->tan_cap * sizeof(double *)
+             : 0;
 }
 
 void sl_tape_set_check(sl_tape *t, int flags) {
@@ -110,6 +116,7 @@ void sl_tape_set_check(sl_tape *t, int flags) {
 
 sl_tape *sl_tape_here(sl_tape *t, const char *file, int line) {
     if (t) {
+        t->here_on = 1; /* from now on push_node keeps t->locs */
         t->here_file = file;
         t->here_line = line;
     }
@@ -140,12 +147,14 @@ static bool finite_or_fail(sl_tape *t, const sl_var *v, const double *buf, size_
                           sl__shape_str(sh, x->ndim, x->dims));
         if (k >= (int)sizeof ins) break;
     }
-    if (v->file) snprintf(where, sizeof where, ", recorded at %s:%d", v->file, v->line);
+    if (t->locs && v->id < t->n && t->locs[v->id].file)
+        snprintf(where, sizeof where, ", recorded at %s:%d", t->locs[v->id].file,
+                 t->locs[v->id].line);
     const sl_var *owner = which >= 0 ? v->in[which] : v;
     sl__fail(t, SL_ENONFINITE,
              "%s: non-finite %s at node %zu (%s%s): element %zu of %s is %g; inputs: %s", phase,
-             which >= 0 ? "gradient" : "value", v->id, v->op ? v->op->name : "leaf", where, e,
-             sl__shape_str(sh, owner->ndim, owner->dims), buf[e], ins[0] ? ins : "none");
+             which >= 0 ? "gradient" : "value", (size_t)v->id, v->op ? v->op->name : "leaf", where,
+             e, sl__shape_str(sh, owner->ndim, owner->dims), buf[e], ins[0] ? ins : "none");
     if (which >= 0) {
         size_t len = strlen(t->msg);
         snprintf(t->msg + len, sizeof t->msg - len,
@@ -166,10 +175,47 @@ typedef struct who {
 #define WHO_LEAF(fn) ((who){"", (fn)})
 #define WHO_OP(op) ((who){"sl_", (op)->name ? (op)->name : "?"})
 
+/* Grow a side array of elem-byte entries to cap entries, keeping the first
+ * keep and zeroing the rest. False on OOM (the old array stays). */
+static bool grow_side(sl_tape *t, void **arr, size_t *arr_cap, size_t cap, size_t keep,
+                      size_t elem) {
+    if (cap > SIZE_MAX / elem) return false;
+    char *p = t->arena.a.alloc(cap * elem, t->arena.a.ud);
+    if (!p) return false;
+    if (keep) memcpy(p, *arr, keep * elem);
+    memset(p + keep * elem, 0, (cap - keep) * elem);
+    t->arena.a.free(*arr, t->arena.a.ud);
+    *arr = p;
+    *arr_cap = cap;
+    return true;
+}
+
+/* The source locations, kept once sl_tape_here has been called: node id
+ * (being pushed) gets the current one if it is an op node. */
+static bool record_loc(sl_tape *t, sl_var *v, who fn) {
+    if (t->loc_cap <= v->id) {
+        void *arr = t->locs;
+        /* nodes recorded before the first sl_tape_here read as unknown (zeroed) */
+        if (!grow_side(t, &arr, &t->loc_cap, t->cap, t->locs ? v->id : 0, sizeof(sl__loc))) {
+            sl__fail(t, SL_ENOMEM, "%s%s: out of memory for the source locations of %zu nodes",
+                     fn.pre, fn.name, t->cap);
+            return false;
+        }
+        t->locs = arr;
+    }
+    t->locs[v->id].file = v->op ? t->here_file : NULL;
+    t->locs[v->id].line = v->op ? t->here_line : 0;
+    return true;
+}
+
 /* Append v to the node list, growing it by doubling (amortised, and kept
- * across sl_tape_clear). */
+ * across sl_tape_clear). Ids are 32-bit. */
 static bool push_node(sl_tape *t, sl_var *v, who fn) {
     if (t->n == t->cap) {
+        if (t->n >= UINT32_MAX) {
+            sl__fail(t, SL_ENOMEM, "%s%s: the tape is full (%zu nodes)", fn.pre, fn.name, t->n);
+            return false;
+        }
         size_t cap = t->cap ? t->cap * 2 : 1024;
         sl_var **nodes = t->arena.a.alloc(cap * sizeof *nodes, t->arena.a.ud);
         if (!nodes) {
@@ -182,22 +228,29 @@ static bool push_node(sl_tape *t, sl_var *v, who fn) {
         t->nodes = nodes;
         t->cap = cap;
     }
-    v->id = t->n;
+    v->id = (uint32_t)t->n;
+    if (t->here_on && !record_loc(t, v, fn)) return false;
     t->nodes[t->n++] = v;
     return true;
 }
 
 /* A node with its value, gradient (when one flows: zeroed) and saved
- * buffers, in one arena block. Every field is set here: no memset of the
- * whole node on the recording path. */
-static sl_var *node_new(sl_tape *t, who fn, int ndim, const int *dims, bool own_value,
-                        bool with_grad, size_t nsaved) {
+ * buffers and, when a is not NULL, a copy of a, in one arena block (layout:
+ * internal.h). Every field is set here: no memset of the whole node on the
+ * recording path. */
+static sl_var *node_new(sl_tape *t, who fn, int nin, int ndim, const int *dims, bool own_value,
+                        bool with_grad, size_t nsaved, const sl_attrs *a) {
     const size_t n = sl__numel(ndim, dims);
-    const size_t head = (sizeof(sl_var) + 31) & ~(size_t)31; /* keep the values 32-aligned */
-    const size_t vals = (n * sizeof(double) + 31) & ~(size_t)31;
-    const size_t bytes = head + (own_value ? vals : 0) + (with_grad ? vals : 0) +
-                         ((nsaved * sizeof(double) + 31) & ~(size_t)31);
-    char *mem = sl__arena_take(&t->arena, bytes);
+    const size_t buf = own_value ? sl__bufbytes(n) : 0;
+    _Static_assert(offsetof(sl_var, in) % 8 == 0, "node blocks are packed at 8 bytes");
+    const size_t head = offsetof(sl_var, in) + (size_t)nin * sizeof(sl_var *);
+    /* a buffer of 4 or more doubles: a 32-aligned block, the buffers at the head rounded to 32 */
+    const bool wide = own_value && n >= 4;
+    const size_t at = wide ? (head + 31) & ~(size_t)31 : head;
+    /* saved: 32-aligned after the value and gradient (up to 24 bytes of padding) */
+    const size_t saved = nsaved ? 24 + nsaved * sizeof(double) : 0;
+    const size_t bytes = at + buf + (with_grad ? buf : 0) + saved + (a ? sizeof(sl_attrs) : 0);
+    char *mem = sl__arena_take(&t->arena, bytes, wide ? 32 : 8);
     if (!mem) {
         char sh[64];
         sl__fail(t, SL_ENOMEM, "%s%s: out of memory for a %s node", fn.pre, fn.name,
@@ -205,24 +258,27 @@ static sl_var *node_new(sl_tape *t, who fn, int ndim, const int *dims, bool own_
         return NULL;
     }
     sl_var *v = (sl_var *)(void *)mem;
-    char *p = mem + head;
+    char *p = mem + at;
     v->op = NULL;
-    v->in[0] = v->in[1] = v->in[2] = NULL;
     v->val = own_value ? (double *)(void *)p : NULL;
-    p += own_value ? vals : 0;
+    p += buf;
     v->grad = with_grad ? (double *)(void *)p : NULL;
     if (with_grad) sl__zero(v->grad, n);
-    p += with_grad ? vals : 0;
-    v->saved = nsaved ? (double *)(void *)p : NULL;
-    v->tan = NULL;
+    p += with_grad ? buf : 0;
     v->tape = t;
     v->n = n;
     v->id = 0;
-    v->ndim = ndim;
+    v->ndim = (unsigned char)ndim;
     for (int i = 0; i < SL_MAX_DIMS; i++) v->dims[i] = i < ndim ? dims[i] : 0;
-    v->flags = 0;
-    v->line = 0;
-    v->file = NULL;
+    v->flags = nsaved ? SL__NODE_SAVED : 0;
+    if (nsaved) p = (char *)sl__saved(v) + nsaved * sizeof(double);
+    if (a) {
+        sl_attrs *copy = (sl_attrs *)(void *)p;
+        *copy = *a;
+        v->attrs = copy;
+    } else {
+        v->attrs = &sl__zero_attrs;
+    }
     return v;
 }
 
@@ -259,9 +315,8 @@ sl_var *sl_input(sl_tape *t, int ndim, const int *dims, const double *data, int 
         return NULL;
     }
     if (!check_shape(t, WHO_LEAF("sl_input"), ndim, dims)) return NULL;
-    sl_var *v = node_new(t, WHO_LEAF("sl_input"), ndim, dims, true, flags & SL_GRAD, 0);
+    sl_var *v = node_new(t, WHO_LEAF("sl_input"), 0, ndim, dims, true, flags & SL_GRAD, 0, NULL);
     if (!v) return NULL;
-    memset(&v->attrs, 0, sizeof v->attrs);
     if (data)
         memcpy(v->val, data, v->n * sizeof(double));
     else
@@ -274,9 +329,8 @@ sl_var *sl_scalar(sl_tape *t, double x, int flags) { return sl_input(t, 0, NULL,
 
 /* sl_use lives here because it builds a leaf; the store itself is in nn/params.c. */
 sl_var *sl__use_leaf(sl_tape *t, int ndim, const int *dims, double *val, double *grad) {
-    sl_var *v = node_new(t, WHO_LEAF("sl_use"), ndim, dims, false, false, 0);
+    sl_var *v = node_new(t, WHO_LEAF("sl_use"), 0, ndim, dims, false, false, 0, NULL);
     if (!v) return NULL;
-    memset(&v->attrs, 0, sizeof v->attrs);
     v->val = val;
     v->grad = grad;
     v->flags = SL__NODE_LEAF | SL__NODE_PARAM | SL__NODE_GRAD;
@@ -323,8 +377,9 @@ sl_var *sl_apply(sl_tape *t, const sl_op *op, int nin, sl_var *const *in, const 
         return NULL;
     }
     if (!check_inputs(t, fn, nin, in)) return NULL;
-    static const sl_attrs zero_attrs;
-    if (!a) a = &zero_attrs;
+    /* a node keeps a copy of its attributes only when they are not all zero */
+    const sl_attrs *keep = a && memcmp(a, &sl__zero_attrs, sizeof *a) != 0 ? a : NULL;
+    if (!a) a = &sl__zero_attrs;
     int ndim = 0, dims[SL_MAX_DIMS] = {0};
     sl_shape_fn shape = op->shape ? op->shape : (op->arity == 1 ? sl__shape_same : sl__shape_bcast);
     if (shape(t, op, in, a, &ndim, dims) != SL_OK) {
@@ -337,21 +392,27 @@ sl_var *sl_apply(sl_tape *t, const sl_op *op, int nin, sl_var *const *in, const 
         return NULL;
     size_t nsaved = 0;
     if (op->saved) { /* the rule sees the node-to-be: shape, inputs, attributes */
-        sl_var probe = {.ndim = ndim, .n = sl__numel(ndim, dims), .attrs = *a};
-        for (int i = 0; i < ndim; i++) probe.dims[i] = dims[i];
-        for (int i = 0; i < nin; i++) probe.in[i] = in[i];
-        nsaved = op->saved(&probe);
+        union {      /* a node with room for its inputs */
+            sl_var v;
+            sl_var *room[sizeof(sl_var) / sizeof(sl_var *) + SL_MAX_INPUTS];
+        } probe;
+        memset(&probe, 0, sizeof probe);
+        probe.v.ndim = (unsigned char)ndim;
+        probe.v.n = sl__numel(ndim, dims);
+        probe.v.attrs = a;
+        probe.v.tape = t;
+        for (int i = 0; i < ndim; i++) probe.v.dims[i] = dims[i];
+        for (int i = 0; i < nin; i++) probe.v.in[i] = in[i];
+        probe.v.op = op;
+        nsaved = op->saved(&probe.v);
     }
     unsigned grad = 0;
     for (int i = 0; i < nin; i++) grad |= in[i]->flags & SL__NODE_GRAD;
-    sl_var *v = node_new(t, fn, ndim, dims, true, grad != 0, nsaved);
+    sl_var *v = node_new(t, fn, nin, ndim, dims, true, grad != 0, nsaved, keep);
     if (!v) return NULL;
     v->op = op;
-    v->attrs = *a;
-    v->flags = grad;
+    v->flags |= (unsigned char)grad;
     for (int i = 0; i < nin; i++) v->in[i] = in[i];
-    v->file = t->here_file;
-    v->line = t->here_line;
     if (!push_node(t, v, fn)) return NULL;
     op->forward(v);
     if (t->status == SL_OK && (t->check & SL_CHECK_FINITE)) {
@@ -372,6 +433,8 @@ sl_var *sl__apply2(sl_tape *t, const sl_op *op, sl_var *x, sl_var *y, const sl_a
     return sl_apply(t, op, 2, in, a);
 }
 
+const sl_attrs sl__zero_attrs;
+
 /* ---------------------------------------------------------- reading nodes */
 
 static const int scalar_dims[SL_MAX_DIMS] = {0};
@@ -386,14 +449,16 @@ int sl_requires_grad(const sl_var *v) { return v && (v->flags & SL__NODE_GRAD) ?
 double *sl_leaf_data(sl_var *v) { return v && (v->flags & SL__NODE_LEAF) ? v->val : NULL; }
 
 const sl_var *sl_in(const sl_var *out, int k) {
-    return out && k >= 0 && k < SL_MAX_INPUTS ? out->in[k] : NULL;
+    return out && out->op && k >= 0 && k < out->op->arity ? out->in[k] : NULL;
 }
-const sl_attrs *sl_attrs_of(const sl_var *v) { return v ? &v->attrs : NULL; }
+const sl_attrs *sl_attrs_of(const sl_var *v) { return v ? v->attrs : NULL; }
 double *sl_out_data(sl_var *out) { return out ? out->val : NULL; }
 double *sl_grad_data(const sl_var *v) { return v ? v->grad : NULL; }
-double *sl_saved_data(sl_var *out) { return out ? out->saved : NULL; }
+double *sl_saved_data(sl_var *out) { return out ? sl__saved(out) : NULL; }
 const sl_op *sl_op_of(const sl_var *v) { return v ? v->op : NULL; }
-double *sl_tangent_data(const sl_var *v) { return v && (v->flags & SL__NODE_TAN) ? v->tan : NULL; }
+double *sl_tangent_data(const sl_var *v) {
+    return v && (v->flags & SL__NODE_TAN) ? sl__tanbuf(v) : NULL;
+}
 
 /* ------------------------------------------------------- differentiation */
 
@@ -476,10 +541,27 @@ int sl_forward(sl_tape *t) {
     return t->status; /* a user op's forward may have failed */
 }
 
+/* The side array of tangent buffers covers every node recorded now; entries
+ * of nodes recorded since the last sl_jvp (or clear) start NULL. */
+static bool ensure_tangents(sl_tape *t) {
+    if (t->tan_cap < t->n) {
+        void *arr = t->tans;
+        if (!grow_side(t, &arr, &t->tan_cap, t->cap, t->tan_n, sizeof(double *))) {
+            sl__fail(t, SL_ENOMEM, "sl_jvp: out of memory for the tangents of %zu nodes", t->n);
+            return false;
+        }
+        t->tans = arr;
+    }
+    for (size_t i = t->tan_n; i < t->n; i++) t->tans[i] = NULL;
+    t->tan_n = t->n;
+    return true;
+}
+
 static bool ensure_tangent(sl_tape *t, sl_var *v) {
-    if (!v->tan) v->tan = sl__arena_alloc(&t->arena, v->n * sizeof(double));
-    if (!v->tan) {
-        sl__fail(t, SL_ENOMEM, "sl_jvp: out of memory for the tangent of node %zu", v->id);
+    double **tan = &t->tans[v->id];
+    if (!*tan) *tan = sl__arena_alloc(&t->arena, v->n * sizeof(double));
+    if (!*tan) {
+        sl__fail(t, SL_ENOMEM, "sl_jvp: out of memory for the tangent of node %zu", (size_t)v->id);
         return false;
     }
     return true;
@@ -491,6 +573,7 @@ int sl_jvp(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs, const double *
     if (rc != SL_OK) return rc;
     if (nin < 0 || (nin > 0 && (!inputs || !tangents)) || !dy)
         return sl__fail(t, SL_EARG, "sl_jvp: nin = %d with %s inputs/tangents/dy", nin, "NULL");
+    if (!ensure_tangents(t)) return t->status;
     for (size_t i = 0; i <= y->id; i++) t->nodes[i]->flags &= ~(unsigned)SL__NODE_TAN;
     for (int k = 0; k < nin; k++) {
         sl_var *x = inputs[k];
@@ -500,7 +583,7 @@ int sl_jvp(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs, const double *
         if (x->flags & SL__NODE_TAN)
             return sl__fail(t, SL_EARG, "sl_jvp: inputs[%d] is listed twice", k);
         if (!ensure_tangent(t, x)) return t->status;
-        memcpy(x->tan, tangents[k], x->n * sizeof(double));
+        memcpy(sl__tanbuf(x), tangents[k], x->n * sizeof(double));
         x->flags |= SL__NODE_TAN;
     }
     for (size_t i = 0; i <= y->id; i++) {
@@ -518,7 +601,7 @@ int sl_jvp(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs, const double *
         v->op->jvp(v);
     }
     if (y->flags & SL__NODE_TAN)
-        memcpy(dy, y->tan, y->n * sizeof(double));
+        memcpy(dy, sl__tanbuf(y), y->n * sizeof(double));
     else
         memset(dy, 0, y->n * sizeof(double));
     return t->status;

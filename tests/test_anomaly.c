@@ -213,3 +213,47 @@ Test(anomaly, user_op_is_watched) {
     cr_expect(contains(msg, "in0[2] = 1.5"), "%s", msg);
     sl_tape_free(t);
 }
+
+/* Source locations live beside the node list once SL_HERE has been used:
+ * nodes recorded before the first call have none, later ones keep theirs
+ * while the tape (and the location array) grows past several doublings. */
+Test(anomaly, locations_survive_tape_growth) {
+    sl_tape *t = checked_tape();
+    sl_var *x = sl_scalar(t, 0.5, SL_GRAD), *y = x;
+    for (int i = 0; i < 1500; i++) y = sl_mul(t, y, sl_scalar(t, 1.0, 0)); /* no location */
+    const int first = __LINE__ + 1;
+    y = sl_exp(SL_HERE(t), y);
+    for (int i = 0; i < 1500; i++) y = sl_add(t, y, sl_scalar(t, 0.0, 0)); /* still `first` */
+    (void)first;
+    cr_assert_not_null(y, "%s", sl_tape_error(t));
+    const int line = __LINE__ + 1; /* SL_HERE is on the next line */
+    sl_var *bad = sl_log(SL_HERE(t), sl_neg(t, y));
+    cr_expect_null(bad);
+    cr_expect(contains(sl_tape_error(t), site(line)), "%s", sl_tape_error(t));
+    /* a replay names the sticky location of a middle node, and none for an early one */
+    sl_tape_free(t);
+    t = sl_tape_new();
+    x = sl_scalar(t, 0.5, SL_GRAD);
+    sl_var *early = sl_mul(t, x, x);
+    y = sl_exp(SL_HERE(t), early);
+    for (int i = 0; i < 3000; i++) y = sl_add(t, y, x);
+    sl_tape_set_check(t, SL_CHECK_FINITE);
+    sl_leaf_data(x)[0] = INFINITY;
+    cr_expect_eq(sl_forward(t), SL_ENONFINITE);
+    cr_expect(contains(sl_tape_error(t), "node 1 (mul)"), "%s", sl_tape_error(t));
+    cr_expect(!contains(sl_tape_error(t), "recorded at"), "%s", sl_tape_error(t));
+    sl_tape_free(t);
+    t = sl_tape_new();
+    x = sl_scalar(t, 0.5, SL_GRAD);
+    y = x;
+    for (int i = 0; i < 1200; i++) y = sl_add(t, y, x);
+    const int third = __LINE__ + 1;
+    y = sl_exp(SL_HERE(t), y);
+    for (int i = 0; i < 3000; i++) y = sl_add(t, y, x);
+    sl_tape_set_check(t, SL_CHECK_FINITE);
+    sl_leaf_data(x)[0] = 1000.0; /* exp overflows at node 1201 */
+    cr_expect_eq(sl_forward(t), SL_ENONFINITE);
+    cr_expect(contains(sl_tape_error(t), "node 1201 (exp"), "%s", sl_tape_error(t));
+    cr_expect(contains(sl_tape_error(t), site(third)), "%s", sl_tape_error(t));
+    sl_tape_free(t);
+}

@@ -229,3 +229,23 @@ Test(arena, release_twice_and_empty_are_harmless) {
     sl__arena_release(&ar);
     cr_expect_eq(ar.total, 0);
 }
+
+/* Chunk growth stops at 256 KiB (arena.c): the memory held beyond what was
+ * asked for stays below a chunk's worth however large the tape grows, and a
+ * block larger than that gets a chunk of its own size. */
+Test(arena, chunk_growth_is_capped) {
+    sl__arena ar;
+    sl__arena_init(&ar, NULL);
+    const size_t block = 1000, cap = (size_t)256 * 1024;
+    size_t asked = 0;
+    for (int i = 0; i < 20000; i++) { /* ~20 MB */
+        cr_assert_not_null(sl__arena_alloc(&ar, block));
+        asked += 1024; /* 1000 rounded to 32 */
+        cr_assert_leq(ar.total, asked + cap + 64 * 128, "after %d blocks: %zu bytes held for %zu",
+                      i + 1, ar.total, asked);
+    }
+    const size_t before = ar.total, big = 3 * cap + 8;
+    cr_assert_not_null(sl__arena_alloc(&ar, big));
+    cr_expect_leq(ar.total - before, big + 128, "a big block gets a chunk of its own size");
+    sl__arena_release(&ar);
+}

@@ -106,7 +106,7 @@ static void gelu_forward(sl_var *out) {
     const double *x = out->in[0]->val;
     double *o = out->val;
     const size_t n = out->n;
-    if (out->attrs.mode == SL_GELU_TANH)
+    if (out->attrs->mode == SL_GELU_TANH)
         for (size_t i = 0; i < n; i++) o[i] = gelu_tanh(x[i]);
     else
         for (size_t i = 0; i < n; i++) o[i] = gelu_erf(x[i]);
@@ -116,7 +116,7 @@ static void gelu_backward(sl_var *out) {
     if (!dx) return;
     const double *x = out->in[0]->val, *g = out->grad;
     const size_t n = out->n;
-    if (out->attrs.mode == SL_GELU_TANH)
+    if (out->attrs->mode == SL_GELU_TANH)
         for (size_t i = 0; i < n; i++) dx[i] += g[i] * gelu_tanh_slope(x[i]);
     else
         for (size_t i = 0; i < n; i++) dx[i] += g[i] * gelu_erf_slope(x[i]);
@@ -124,10 +124,10 @@ static void gelu_backward(sl_var *out) {
 static void gelu_jvp(sl_var *out) {
     const double *x = out->in[0]->val, *tx = sl__tan(out->in[0]);
     const size_t n = out->n;
-    if (out->attrs.mode == SL_GELU_TANH)
-        for (size_t i = 0; i < n; i++) out->tan[i] = tx[i] * gelu_tanh_slope(x[i]);
+    if (out->attrs->mode == SL_GELU_TANH)
+        for (size_t i = 0; i < n; i++) sl__tanbuf(out)[i] = tx[i] * gelu_tanh_slope(x[i]);
     else
-        for (size_t i = 0; i < n; i++) out->tan[i] = tx[i] * gelu_erf_slope(x[i]);
+        for (size_t i = 0; i < n; i++) sl__tanbuf(out)[i] = tx[i] * gelu_erf_slope(x[i]);
 }
 
 static int alpha_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_attrs *a, int *ndim,

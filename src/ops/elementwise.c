@@ -65,21 +65,21 @@ static void div_backward(sl_var *out) {
 #define TB (tb ? tb[ib] : 0.0)
 static void add_jvp(sl_var *out) {
     const double *ta = sl__tan(out->in[0]), *tb = sl__tan(out->in[1]);
-    SL__ZIP_LOOP(out, out->tan[k] = TA + TB);
+    SL__ZIP_LOOP(out, sl__tanbuf(out)[k] = TA + TB);
 }
 static void sub_jvp(sl_var *out) {
     const double *ta = sl__tan(out->in[0]), *tb = sl__tan(out->in[1]);
-    SL__ZIP_LOOP(out, out->tan[k] = TA - TB);
+    SL__ZIP_LOOP(out, sl__tanbuf(out)[k] = TA - TB);
 }
 static void mul_jvp(sl_var *out) { /* t = ta b + a tb */
     const double *a = out->in[0]->val, *b = out->in[1]->val;
     const double *ta = sl__tan(out->in[0]), *tb = sl__tan(out->in[1]);
-    SL__ZIP_LOOP(out, out->tan[k] = TA * b[ib] + a[ia] * TB);
+    SL__ZIP_LOOP(out, sl__tanbuf(out)[k] = TA * b[ib] + a[ia] * TB);
 }
 static void div_jvp(sl_var *out) { /* t = (ta - out tb) / b */
     const double *b = out->in[1]->val, *o = out->val;
     const double *ta = sl__tan(out->in[0]), *tb = sl__tan(out->in[1]);
-    SL__ZIP_LOOP(out, out->tan[k] = (TA - o[k] * TB) / b[ib]);
+    SL__ZIP_LOOP(out, sl__tanbuf(out)[k] = (TA - o[k] * TB) / b[ib]);
 }
 #undef TA
 #undef TB

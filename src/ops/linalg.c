@@ -43,9 +43,9 @@ static void matmul_jvp(sl_var *out) { /* t = ta.b + a.tb */
     const sl_var *a = out->in[0], *b = out->in[1];
     size_t m = (size_t)a->dims[0], k = (size_t)a->dims[1], n = (size_t)b->dims[1];
     const double *ta = sl__tan(a), *tb = sl__tan(b);
-    if (!ta && !tb) memset(out->tan, 0, out->n * sizeof(double));
-    if (ta) sl__gemm(0, 0, m, n, k, ta, b->val, out->tan, 0);
-    if (tb) sl__gemm(0, 0, m, n, k, a->val, tb, out->tan, ta != NULL);
+    if (!ta && !tb) memset(sl__tanbuf(out), 0, out->n * sizeof(double));
+    if (ta) sl__gemm(0, 0, m, n, k, ta, b->val, sl__tanbuf(out), 0);
+    if (tb) sl__gemm(0, 0, m, n, k, a->val, tb, sl__tanbuf(out), ta != NULL);
 }
 
 /* transpose: x (m,n) -> out (n,m);  dx = g^T */
@@ -79,7 +79,7 @@ static void transpose_jvp(sl_var *out) {
     size_t m = (size_t)out->dims[1], n = (size_t)out->dims[0];
     const double *tx = sl__tan(out->in[0]);
     for (size_t i = 0; i < m; i++)
-        for (size_t j = 0; j < n; j++) out->tan[j * m + i] = tx[i * n + j];
+        for (size_t j = 0; j < n; j++) sl__tanbuf(out)[j * m + i] = tx[i * n + j];
 }
 
 /* reshape: x (any) -> out (attrs.dims, one may be -1), same element count;
@@ -129,7 +129,7 @@ static void reshape_backward(sl_var *out) {
     for (size_t i = 0; i < out->n; i++) dx[i] += out->grad[i];
 }
 static void reshape_jvp(sl_var *out) {
-    memcpy(out->tan, sl__tan(out->in[0]), out->n * sizeof(double));
+    memcpy(sl__tanbuf(out), sl__tan(out->in[0]), out->n * sizeof(double));
 }
 
 static const sl_op_case matmul_cases[] = {

@@ -124,7 +124,7 @@ static void mse_jvp(sl_var *out) { /* t = (2/n) sum (p - y)(tp - ty) */
     const size_t n = out->in[0]->n;
     double s = 0.0;
     for (size_t i = 0; i < n; i++) s += (p[i] - y[i]) * ((tp ? tp[i] : 0.0) - (ty ? ty[i] : 0.0));
-    out->tan[0] = 2.0 * s / (double)n;
+    sl__tanbuf(out)[0] = 2.0 * s / (double)n;
 }
 
 /* Clamped logs, as PyTorch's bce: log p and log(1-p) (log1p: exact for small p), each >= -100. */
@@ -166,7 +166,7 @@ static void bce_jvp(sl_var *out) {
         if (tp) s += tp[i] * (p[i] - y[i]) / fmax(p[i] * (1.0 - p[i]), BCE_EPS);
         if (ty) s += ty[i] * (clamp_log(log1p(-p[i])) - clamp_log(log(p[i])));
     }
-    out->tan[0] = s / (double)n;
+    sl__tanbuf(out)[0] = s / (double)n;
 }
 
 /* bce_with_logits: logits (S), target (S) -> out [];
@@ -200,7 +200,7 @@ static void bce_with_logits_jvp(sl_var *out) {
         if (tx) s += tx[i] * (sl__sigmoid(x[i]) - y[i]);
         if (ty) s -= ty[i] * x[i];
     }
-    out->tan[0] = s / (double)n;
+    sl__tanbuf(out)[0] = s / (double)n;
 }
 
 /* cross_entropy: logits (N,C), labels (N) -> out [];  saved: p (N,C), the softmax of each row
@@ -214,7 +214,7 @@ static void cross_entropy_forward(sl_var *out) {
     const sl_var *X = out->in[0];
     const size_t N = (size_t)X->dims[0], C = (size_t)X->dims[1];
     const double *x = X->val, *lab = out->in[1]->val;
-    double *p = out->saved, s = 0.0;
+    double *p = sl__saved(out), s = 0.0;
     for (size_t r = 0; r < N; r++) {
         const double *xr = x + r * C;
         double *pr = p + r * C, m = xr[0], z = 0.0;
@@ -238,7 +238,7 @@ static void cross_entropy_backward(sl_var *out) {
     double *dx = out->in[0]->grad;
     if (!dx) return;
     const size_t N = (size_t)out->in[0]->dims[0], C = (size_t)out->in[0]->dims[1];
-    const double *p = out->saved, *lab = out->in[1]->val;
+    const double *p = sl__saved(out), *lab = out->in[1]->val;
     const double c = out->grad[0] / (double)N;
     for (size_t r = 0; r < N; r++) {
         const bool ok = label_ok(lab[r], (int)C);
@@ -250,7 +250,7 @@ static void cross_entropy_backward(sl_var *out) {
 static void cross_entropy_jvp(sl_var *out) { /* t = (1/N) sum_r sum_j (p_rj - [j = k_r]) tx_rj */
     const double *tx = sl__tan(out->in[0]);
     const size_t N = (size_t)out->in[0]->dims[0], C = (size_t)out->in[0]->dims[1];
-    const double *p = out->saved, *lab = out->in[1]->val;
+    const double *p = sl__saved(out), *lab = out->in[1]->val;
     double s = 0.0;
     for (size_t r = 0; tx && r < N; r++) {
         const bool ok = label_ok(lab[r], (int)C);
@@ -258,7 +258,7 @@ static void cross_entropy_jvp(sl_var *out) { /* t = (1/N) sum_r sum_j (p_rj - [j
         for (size_t j = 0; j < C; j++)
             s += ok ? (p[r * C + j] - (j == k ? 1.0 : 0.0)) * tx[r * C + j] : NAN;
     }
-    out->tan[0] = s / (double)N;
+    sl__tanbuf(out)[0] = s / (double)N;
 }
 
 /* ----------------------------------------------------------------- table */

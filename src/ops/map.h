@@ -36,7 +36,7 @@ static inline double sl__sigmoid(double z) {
     static void NAME##_forward(sl_var *out) {                                                      \
         const double *x = out->in[0]->val;                                                         \
         double *o = out->val;                                                                      \
-        const double alpha = out->attrs.alpha;                                                     \
+        const double alpha = out->attrs->alpha;                                                    \
         (void)alpha;                                                                               \
         for (size_t i = 0, n = out->n; i < n; i++) {                                               \
             const double z = x[i];                                                                 \
@@ -50,7 +50,7 @@ static inline double sl__sigmoid(double z) {
         double *dx = out->in[0]->grad;                                                             \
         if (!dx) return;                                                                           \
         const double *x = out->in[0]->val, *o = out->val, *gr = out->grad;                         \
-        const double alpha = out->attrs.alpha;                                                     \
+        const double alpha = out->attrs->alpha;                                                    \
         (void)alpha;                                                                               \
         for (size_t i = 0, n = out->n; i < n; i++) {                                               \
             const double z = x[i], a = o[i], g = gr[i];                                            \
@@ -62,8 +62,8 @@ static inline double sl__sigmoid(double z) {
     /* the tangent rule is the same derivative applied to the input's tangent */                   \
     static void NAME##_jvp(sl_var *out) {                                                          \
         const double *x = out->in[0]->val, *o = out->val, *tx = sl__tan(out->in[0]);               \
-        double *to = out->tan;                                                                     \
-        const double alpha = out->attrs.alpha;                                                     \
+        double *to = sl__tanbuf(out);                                                              \
+        const double alpha = out->attrs->alpha;                                                    \
         (void)alpha;                                                                               \
         for (size_t i = 0, n = out->n; i < n; i++) {                                               \
             const double z = x[i], a = o[i], g = tx[i];                                            \

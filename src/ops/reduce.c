@@ -17,8 +17,8 @@ typedef struct view {
 static view view_of(const sl_var *out) {
     const sl_var *x = out->in[0];
     view v = {1, x->n, 1};
-    if (out->attrs.axis == SL_ALL) return v;
-    int ax = out->attrs.axis < 0 ? out->attrs.axis + x->ndim : out->attrs.axis;
+    if (out->attrs->axis == SL_ALL) return v;
+    int ax = out->attrs->axis < 0 ? out->attrs->axis + x->ndim : out->attrs->axis;
     v.outer = v.inner = 1;
     for (int i = 0; i < ax; i++) v.outer *= (size_t)x->dims[i];
     v.len = (size_t)x->dims[ax];
@@ -116,14 +116,14 @@ static void weighted_sum_tangent(sl_var *out, int kind) {
                 else if (x[e] == o[k])
                     s += tx[e], ties += 1.0; /* max: tie average */
             }
-            out->tan[k] = kind == 2 ? (ties > 0 ? s / ties : NAN) : s;
+            sl__tanbuf(out)[k] = kind == 2 ? (ties > 0 ? s / ties : NAN) : s;
         }
 }
 static void sum_jvp(sl_var *out) { weighted_sum_tangent(out, 0); }
 static void mean_jvp(sl_var *out) {
     weighted_sum_tangent(out, 0);
     const double len = (double)view_of(out).len;
-    for (size_t i = 0; i < out->n; i++) out->tan[i] /= len;
+    for (size_t i = 0; i < out->n; i++) sl__tanbuf(out)[i] /= len;
 }
 static void mean_backward(sl_var *out) { spread(out, 1.0 / (double)view_of(out).len); }
 

@@ -19,7 +19,7 @@ typedef struct view {
 
 static view view_of(const sl_var *out) {
     const sl_var *x = out->in[0];
-    const int ax = out->attrs.axis < 0 ? out->attrs.axis + x->ndim : out->attrs.axis;
+    const int ax = out->attrs->axis < 0 ? out->attrs->axis + x->ndim : out->attrs->axis;
     view v = {1, (size_t)x->dims[ax], 1};
     for (int i = 0; i < ax; i++) v.outer *= (size_t)x->dims[i];
     for (int i = ax + 1; i < x->ndim; i++) v.inner *= (size_t)x->dims[i];
@@ -102,7 +102,7 @@ static void softmax_jvp(sl_var *out) { /* t_j = a_j (tx_j - sum_k a_k tx_k) */
                 dot += a[base + j * v.inner] * tx[base + j * v.inner];
             for (size_t j = 0; j < v.len; j++) {
                 const size_t e = base + j * v.inner;
-                out->tan[e] = a[e] * (tx[e] - dot);
+                sl__tanbuf(out)[e] = a[e] * (tx[e] - dot);
             }
         }
 }
@@ -153,7 +153,7 @@ static void log_softmax_jvp(sl_var *out) { /* t_j = tx_j - sum_k e^(a_k) tx_k */
                 dot += exp(a[base + j * v.inner]) * tx[base + j * v.inner];
             for (size_t j = 0; j < v.len; j++) {
                 const size_t e = base + j * v.inner;
-                out->tan[e] = tx[e] - dot;
+                sl__tanbuf(out)[e] = tx[e] - dot;
             }
         }
 }
