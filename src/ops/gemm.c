@@ -44,7 +44,8 @@
  * a result, not its accuracy: every kernel agrees with the others to
  * rounding (tests/test_linalg.c runs them all against long double).
  *
- * Workspace: one per thread (a _Thread_local pointer), allocated by the first
+ * Workspace: one per thread (C11 thread-specific storage, freed when the thread
+ * ends), allocated by the first
  * product that needs packing or a turned-round B, sized for the kernel's full
  * blocking (about 1.3 MiB for AVX-512, 2.2 MiB for AVX2) and kept for the
  * thread's lifetime - never allocated per call. If that one allocation
@@ -62,6 +63,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <threads.h>
 
 #if defined(SLOPE_OPENMP)
 #include <omp.h>
@@ -115,27 +117,53 @@ typedef struct kernel {
 
 /* ------------------------------------------------ per-thread workspace */
 
-static _Thread_local struct {
+typedef struct workspace_t {
     void *raw;   /* what malloc returned */
     double *buf; /* 64-byte aligned inside raw */
     size_t cap;  /* doubles available at buf */
-} ws;
+} workspace_t;
+
+/* One workspace per thread, held in C11 thread-specific storage whose
+ * destructor frees it when the thread ends: a pool that creates and ends
+ * threads does not leak their buffers. */
+static tss_t ws_key;
+static once_flag ws_once = ONCE_FLAG_INIT;
+static int ws_ready;
+
+static void ws_destroy(void *p) {
+    workspace_t *w = p;
+    if (w) free(w->raw);
+    free(w);
+}
+
+static void ws_create_key(void) { ws_ready = tss_create(&ws_key, ws_destroy) == thrd_success; }
 
 /* At least need doubles, 64-byte aligned; when it must grow, it asks for
  * want (the kernel's full blocking) first, so it grows once per thread. NULL
- * if memory is exhausted. */
+ * if memory is exhausted (the callers then compute without it). */
 static double *workspace(size_t need, size_t want) {
-    if (ws.cap >= need) return ws.buf;
-    free(ws.raw);
-    ws.buf = NULL;
-    ws.cap = 0;
+    call_once(&ws_once, ws_create_key);
+    if (!ws_ready) return NULL;
+    workspace_t *ws = tss_get(ws_key);
+    if (!ws) {
+        ws = calloc(1, sizeof *ws);
+        if (!ws) return NULL;
+        if (tss_set(ws_key, ws) != thrd_success) {
+            free(ws);
+            return NULL;
+        }
+    }
+    if (ws->cap >= need) return ws->buf;
+    free(ws->raw);
+    ws->buf = NULL;
+    ws->cap = 0;
     if (want < need) want = need;
-    ws.raw = malloc(want * sizeof(double) + 64);
-    if (!ws.raw && want > need) ws.raw = malloc((want = need) * sizeof(double) + 64);
-    if (!ws.raw) return NULL;
-    ws.buf = (double *)(((uintptr_t)ws.raw + 63) & ~(uintptr_t)63);
-    ws.cap = want;
-    return ws.buf;
+    ws->raw = malloc(want * sizeof(double) + 64);
+    if (!ws->raw && want > need) ws->raw = malloc((want = need) * sizeof(double) + 64);
+    if (!ws->raw) return NULL;
+    ws->buf = (double *)(((uintptr_t)ws->raw + 63) & ~(uintptr_t)63);
+    ws->cap = want;
+    return ws->buf;
 }
 
 /* ------------------------------------------------------------- direct */
