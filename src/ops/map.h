@@ -20,6 +20,23 @@ static inline double sl__sigmoid(double z) {
     return e / (1.0 + e);
 }
 
+/* x seen around one axis as (outer, len, inner): outer = prod(dims[:ax]),
+ * len = dims[ax], inner = prod(dims[ax+1:]); SL_ALL is (1, numel, 1). The
+ * reductions and the softmax family walk their inputs through it. */
+typedef struct sl__view {
+    size_t outer, len, inner;
+} sl__view;
+
+static inline sl__view sl__axis_view(const sl_var *x, int axis) {
+    sl__view v = {1, x->n, 1};
+    if (axis == SL_ALL) return v;
+    const int ax = axis < 0 ? axis + x->ndim : axis;
+    v.len = (size_t)x->dims[ax];
+    for (int i = 0; i < ax; i++) v.outer *= (size_t)x->dims[i];
+    for (int i = ax + 1; i < x->ndim; i++) v.inner *= (size_t)x->dims[i];
+    return v;
+}
+
 /* Unary element-wise op NAME:  x (any shape) -> out (same shape).
  * FWD computes the output from z (the input element) and alpha (the
  * attribute); BWD computes dL/dz from g (dL/da), z, a (the saved output) and

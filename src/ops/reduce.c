@@ -10,21 +10,8 @@
 
 #include <string.h>
 
-typedef struct view {
-    size_t outer, len, inner;
-} view;
-
-static view view_of(const sl_var *out) {
-    const sl_var *x = out->in[0];
-    view v = {1, x->n, 1};
-    if (out->attrs->axis == SL_ALL) return v;
-    int ax = out->attrs->axis < 0 ? out->attrs->axis + x->ndim : out->attrs->axis;
-    v.outer = v.inner = 1;
-    for (int i = 0; i < ax; i++) v.outer *= (size_t)x->dims[i];
-    v.len = (size_t)x->dims[ax];
-    for (int i = ax + 1; i < x->ndim; i++) v.inner *= (size_t)x->dims[i];
-    return v;
-}
+/* The node's input around its axis (see sl__axis_view in map.h). */
+static sl__view view_of(const sl_var *out) { return sl__axis_view(out->in[0], out->attrs->axis); }
 
 /* Shape rule shared by every reduction. */
 static int reduce_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_attrs *a,
@@ -51,7 +38,7 @@ static int reduce_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const sl
 
 /* sum: x (outer, len, inner) -> out (outer, inner);  dx[o,j,i] += g[o,i] */
 static void sum_forward(sl_var *out) {
-    view v = view_of(out);
+    sl__view v = view_of(out);
     const double *x = out->in[0]->val;
     double *o = out->val;
     if (v.inner == 1) { /* reducing the last axis (or all): one running sum per row */
@@ -74,7 +61,7 @@ static void sum_forward(sl_var *out) {
 static void spread(sl_var *out, double scale) {
     double *dx = out->in[0]->grad;
     if (!dx) return;
-    view v = view_of(out);
+    sl__view v = view_of(out);
     const double *g = out->grad;
     if (v.inner == 1) {
         for (size_t p = 0; p < v.outer; p++) {
@@ -101,7 +88,7 @@ static void mean_forward(sl_var *out) {
 }
 /* Tangent of a reduction: sum over the axis of w(x_j, out) * t_j. */
 static void weighted_sum_tangent(sl_var *out, int kind) {
-    view v = view_of(out);
+    sl__view v = view_of(out);
     const double *x = out->in[0]->val, *tx = sl__tan(out->in[0]), *o = out->val;
     for (size_t p = 0; p < v.outer; p++)
         for (size_t i = 0; i < v.inner; i++) {
@@ -130,7 +117,7 @@ static void mean_backward(sl_var *out) { spread(out, 1.0 / (double)view_of(out).
 /* max over the axis (NaN propagates);  dx = g / (number of ties) at every
  * element equal to the max, 0 elsewhere: ties share the gradient equally. */
 static void max_forward(sl_var *out) {
-    view v = view_of(out);
+    sl__view v = view_of(out);
     const double *x = out->in[0]->val;
     double *o = out->val;
     for (size_t p = 0; p < v.outer; p++)
@@ -148,7 +135,7 @@ static void max_forward(sl_var *out) {
 static void max_backward(sl_var *out) {
     double *dx = out->in[0]->grad;
     if (!dx) return;
-    view v = view_of(out);
+    sl__view v = view_of(out);
     const double *x = out->in[0]->val, *o = out->val, *g = out->grad;
     for (size_t p = 0; p < v.outer; p++)
         for (size_t i = 0; i < v.inner; i++) {
@@ -167,7 +154,7 @@ static void max_jvp(sl_var *out) { weighted_sum_tangent(out, 2); }
  * dx = g * e^(x - out), i.e. g times the softmax of x along the axis. */
 static void logsumexp_forward(sl_var *out) {
     max_forward(out); /* out now holds the max along the axis */
-    view v = view_of(out);
+    sl__view v = view_of(out);
     const double *x = out->in[0]->val;
     double *o = out->val;
     for (size_t p = 0; p < v.outer; p++)
@@ -183,7 +170,7 @@ static void logsumexp_forward(sl_var *out) {
 static void logsumexp_backward(sl_var *out) {
     double *dx = out->in[0]->grad;
     if (!dx) return;
-    view v = view_of(out);
+    sl__view v = view_of(out);
     const double *x = out->in[0]->val, *o = out->val, *g = out->grad;
     for (size_t p = 0; p < v.outer; p++)
         for (size_t j = 0; j < v.len; j++)

@@ -13,18 +13,8 @@
  */
 #include "map.h"
 
-typedef struct view {
-    size_t outer, len, inner;
-} view;
-
-static view view_of(const sl_var *out) {
-    const sl_var *x = out->in[0];
-    const int ax = out->attrs->axis < 0 ? out->attrs->axis + x->ndim : out->attrs->axis;
-    view v = {1, (size_t)x->dims[ax], 1};
-    for (int i = 0; i < ax; i++) v.outer *= (size_t)x->dims[i];
-    for (int i = ax + 1; i < x->ndim; i++) v.inner *= (size_t)x->dims[i];
-    return v;
-}
+/* The node's input around its axis (see sl__axis_view in map.h). */
+static sl__view view_of(const sl_var *out) { return sl__axis_view(out->in[0], out->attrs->axis); }
 
 /* Same shape as x; the axis must name one existing axis. */
 static int softmax_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_attrs *a,
@@ -59,7 +49,7 @@ static double line_max(const double *xr, size_t len, size_t inner) {
 /* softmax: x (outer, len, inner) -> a (same);  a_j = e^(x_j - m) / sum_k e^(x_k - m)
  * dx_j += a_j (g_j - sum_k g_k a_k)  (the Jacobian diag(a) - a a^T applied to g) */
 static void softmax_forward(sl_var *out) {
-    const view v = view_of(out);
+    const sl__view v = view_of(out);
     const double *x = out->in[0]->val;
     double *o = out->val;
     for (size_t p = 0; p < v.outer; p++)
@@ -78,7 +68,7 @@ static void softmax_forward(sl_var *out) {
 static void softmax_backward(sl_var *out) {
     double *dx = out->in[0]->grad;
     if (!dx) return;
-    const view v = view_of(out);
+    const sl__view v = view_of(out);
     const double *a = out->val, *g = out->grad;
     for (size_t p = 0; p < v.outer; p++)
         for (size_t i = 0; i < v.inner; i++) {
@@ -92,7 +82,7 @@ static void softmax_backward(sl_var *out) {
         }
 }
 static void softmax_jvp(sl_var *out) { /* t_j = a_j (tx_j - sum_k a_k tx_k) */
-    const view v = view_of(out);
+    const sl__view v = view_of(out);
     const double *a = out->val, *tx = sl__tan(out->in[0]);
     for (size_t p = 0; p < v.outer; p++)
         for (size_t i = 0; i < v.inner; i++) {
@@ -110,7 +100,7 @@ static void softmax_jvp(sl_var *out) { /* t_j = a_j (tx_j - sum_k a_k tx_k) */
 /* log_softmax: x (outer, len, inner) -> a (same);  a_j = (x_j - m) - log sum_k e^(x_k - m)
  * dx_j += g_j - e^(a_j) sum_k g_k  (e^a is the softmax, from the saved output) */
 static void log_softmax_forward(sl_var *out) {
-    const view v = view_of(out);
+    const sl__view v = view_of(out);
     const double *x = out->in[0]->val;
     double *o = out->val;
     for (size_t p = 0; p < v.outer; p++)
@@ -129,7 +119,7 @@ static void log_softmax_forward(sl_var *out) {
 static void log_softmax_backward(sl_var *out) {
     double *dx = out->in[0]->grad;
     if (!dx) return;
-    const view v = view_of(out);
+    const sl__view v = view_of(out);
     const double *a = out->val, *g = out->grad;
     for (size_t p = 0; p < v.outer; p++)
         for (size_t i = 0; i < v.inner; i++) {
@@ -143,7 +133,7 @@ static void log_softmax_backward(sl_var *out) {
         }
 }
 static void log_softmax_jvp(sl_var *out) { /* t_j = tx_j - sum_k e^(a_k) tx_k */
-    const view v = view_of(out);
+    const sl__view v = view_of(out);
     const double *a = out->val, *tx = sl__tan(out->in[0]);
     for (size_t p = 0; p < v.outer; p++)
         for (size_t i = 0; i < v.inner; i++) {
