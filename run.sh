@@ -4,8 +4,10 @@
 #   ./run.sh demo [ARGS]   build slope and run the main demo (examples/planar)
 #   ./run.sh test          build and run every test: a -Werror build, an
 #                          AddressSanitizer + UndefinedBehaviorSanitizer build,
-#                          a build with scalar libm only (no vector math), and
-#                          an install + pkg-config/CMake consumer check
+#                          a build with scalar libm only (no vector math), a
+#                          shared-library build, a clang sanitizer build (when
+#                          clang is installed), and an install + pkg-config/CMake
+#                          consumer check
 #
 # Missing Debian packages are installed first (as root, or through sudo).
 set -euo pipefail
@@ -67,6 +69,9 @@ test)
     configure_build build/scalar -DCMAKE_BUILD_TYPE=Release -DSLOPE_WERROR=ON \
         -DSLOPE_VECTOR_MATH=OFF
     (cd build/scalar && ctest --output-on-failure -j "$JOBS")
+    echo "== shared library build (BUILD_SHARED_LIBS=ON), the same tests"
+    configure_build build/shared -DCMAKE_BUILD_TYPE=Release -DSLOPE_WERROR=ON -DBUILD_SHARED_LIBS=ON
+    (cd build/shared && ctest --output-on-failure -j "$JOBS")
     if command -v clang >/dev/null 2>&1; then
         echo "== clang: -Werror + AddressSanitizer + UndefinedBehaviorSanitizer"
         CC=clang configure_build build/clang-asan -DCMAKE_BUILD_TYPE=Debug -DSLOPE_WERROR=ON \
