@@ -943,6 +943,28 @@ static void kink_failure(sl_gradcheck_report *one, size_t e, double a, double f,
     va_end(ap);
 }
 
+/* The end of a kink or ties case whose own checks ran on t: the full check
+ * (kinks accepted where real) unless they already failed; a fault names the
+ * case. Returns the status. */
+static int full_check_case(sl_tape *t, sl_var *y, sl_var *x, int rc, int ci, const settings *s,
+                           sl_gradcheck_report *one) {
+    if (rc == SL_OK && one->ok) {
+        sl_gradcheck_opts o = case_opts(s, -1);
+        rc = sl_gradcheck(t, y, 1, &x, &o, one);
+    }
+    if (rc != SL_OK && rc != SL_EGRAD) case_error(one, ci, t);
+    return rc;
+}
+
+/* Merge a special case's report into r under its label and free its tape. */
+static int close_case(sl_tape *t, int rc, const char *shapes, const settings *s,
+                      sl_gradcheck_report *one, sl_gradcheck_report *r) {
+    memcpy(one->shapes, shapes, sizeof one->shapes); /* sl_gradcheck reset the report */
+    merge_case(r, one, s);
+    sl_tape_free(t);
+    return rc == SL_OK && !one->ok ? SL_EGRAD : rc;
+}
+
 /* The kink case: inputs exactly at op->kink.at and on both sides, under the
  * idx-th attribute set. (i) Backward (and the tangent rule) exactly at the
  * kink give the declared value; (ii) that value lies between the one-sided
@@ -1029,16 +1051,9 @@ static int check_kink_case(const sl_op *op, int idx, int ci, const settings *s,
         }
         if (rc == SL_OK) rc = sl_forward(t);
         /* the full check, kinks accepted where real */
-        if (rc == SL_OK && one.ok) {
-            sl_gradcheck_opts o = case_opts(s, -1);
-            rc = sl_gradcheck(t, y, 1, &x, &o, &one);
-        }
-        if (rc != SL_OK && rc != SL_EGRAD) case_error(&one, ci, t);
+        rc = full_check_case(t, y, x, rc, ci, s, &one);
     }
-    memcpy(one.shapes, shapes, sizeof one.shapes); /* sl_gradcheck reset the report */
-    merge_case(r, &one, s);
-    sl_tape_free(t);
-    return rc == SL_OK && !one.ok ? SL_EGRAD : rc;
+    return close_case(t, rc, shapes, s, &one, r);
 }
 
 /* The ties case: [3,4] reduced over axis -1, rows with two, three and no
@@ -1111,16 +1126,9 @@ static int check_ties_case(const sl_op *op, int ci, const settings *s, sl_gradch
                              "extrema, and the output tangent is %.17g, want their mean %.17g",
                              row, k, tan_out[row], tsum / k);
         }
-        if (rc == SL_OK && one.ok) {
-            sl_gradcheck_opts o = case_opts(s, -1);
-            rc = sl_gradcheck(t, y, 1, &x, &o, &one);
-        }
-        if (rc != SL_OK && rc != SL_EGRAD) case_error(&one, ci, t);
+        rc = full_check_case(t, y, x, rc, ci, s, &one);
     }
-    memcpy(one.shapes, shapes, sizeof one.shapes); /* sl_gradcheck reset the report */
-    merge_case(r, &one, s);
-    sl_tape_free(t);
-    return rc == SL_OK && !one.ok ? SL_EGRAD : rc;
+    return close_case(t, rc, shapes, s, &one, r);
 }
 
 int sl_gradcheck_op(const sl_op *op, const sl_gradcheck_opts *opts, sl_gradcheck_report *report) {

@@ -652,28 +652,11 @@ static void pack_a(int ta, const double *A, size_t lda, size_t i0, size_t p0, si
     }
 }
 
-/* op(B)[p0.., j0..] (kc x nc) into NR-wide slivers: sliver s holds, for each
- * p, the NR values op(B)[p0 + p, j0 + s*NR + j] (zero past column nc). */
+/* op(B)[p0.., j0..] (kc x nc) into NR-wide slivers: the slivers of op(B)^T
+ * as pack_a makes them, op(B)^T being B read with the other transpose flag. */
 static void pack_b(int tb, const double *B, size_t ldb, size_t p0, size_t j0, size_t kc, size_t nc,
                    size_t nr, double *restrict dst) {
-    for (size_t jr = 0; jr < nc; jr += nr, dst += nr * kc) {
-        const size_t nb = nc - jr < nr ? nc - jr : nr;
-        if (!tb) { /* B stored (k,n): op(B)[p,j] = B[p*ldb + j] */
-            const double *src = B + p0 * ldb + j0 + jr;
-            for (size_t p = 0; p < kc; p++, src += ldb) {
-                double *d = dst + p * nr;
-                for (size_t j = 0; j < nb; j++) d[j] = src[j];
-                for (size_t j = nb; j < nr; j++) d[j] = 0.0;
-            }
-        } else { /* B stored (n,k): op(B)[p,j] = B[j*ldb + p] */
-            for (size_t j = 0; j < nb; j++) {
-                const double *src = B + (j0 + jr + j) * ldb + p0;
-                for (size_t p = 0; p < kc; p++) dst[p * nr + j] = src[p];
-            }
-            for (size_t j = nb; j < nr; j++)
-                for (size_t p = 0; p < kc; p++) dst[p * nr + j] = 0.0;
-        }
-    }
+    pack_a(!tb, B, ldb, j0, p0, nc, kc, nr, dst);
 }
 
 /* ------------------------------------------------------ test hooks */
