@@ -303,7 +303,9 @@ struct sl_op {
     sl_attrs defaults;       /* attributes used by the checks for KIND_MAP/ZIP */
 };
 
-/* Reading a node from inside an op's kernels. */
+/* Reading a node from inside an op's kernels. Kernels see tensor nodes: a
+ * rank-0 scalar node given to an op reaches its kernels through a view (see
+ * docs/design.md), which is what sl_in returns then. */
 const sl_var *sl_in(const sl_var *out, int k); /* input k of an op node */
 const sl_attrs *sl_attrs_of(const sl_var *v);
 double *sl_out_data(sl_var *out);         /* the node's value, writable */

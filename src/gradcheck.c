@@ -159,7 +159,7 @@ static bool one_sided_kink(double f0, double fp, double fm, double fp2, double f
 }
 
 static bool is_grad_leaf(const sl_var *v) {
-    return (v->flags & SL__NODE_LEAF) && (v->flags & SL__NODE_GRAD);
+    return (SL__FLAGS(v) & SL__NODE_LEAF) && (SL__FLAGS(v) & SL__NODE_GRAD);
 }
 
 /* Working state of one sl_gradcheck call. */
@@ -190,18 +190,20 @@ typedef struct stepfree {
 /* Every input back to its values at entry, bit for bit, and every node
  * recomputed from them. */
 static int restore_inputs(check *c) {
-    for (int k = 0; k < c->nin; k++) memcpy(c->in[k]->val, c->x0[k], c->in[k]->n * sizeof(double));
+    for (int k = 0; k < c->nin; k++)
+        memcpy(sl__val(c->in[k]), c->x0[k], sl__n(c->in[k]) * sizeof(double));
     return sl_forward(c->t);
 }
 
 /* f(x + h e) for input k, element e: y's values into out. */
 static int eval_at(check *c, int k, size_t e, double h, double *out) {
     sl_var *x = c->in[k];
-    const double orig = x->val[e];
-    x->val[e] = orig + h;
+    double *xv = sl__val(x);
+    const double orig = xv[e];
+    xv[e] = orig + h;
     int rc = sl_forward(c->t);
-    x->val[e] = orig;
-    memcpy(out, c->y->val, c->m * sizeof(double));
+    xv[e] = orig;
+    memcpy(out, sl__val(c->y), c->m * sizeof(double));
     return rc;
 }
 
@@ -254,12 +256,13 @@ static void fill_uniform(sl_rng *rng, double *v, size_t n) {
 }
 
 static void zero_input_grads(check *c) {
-    for (int k = 0; k < c->nin; k++) memset(c->in[k]->grad, 0, c->in[k]->n * sizeof(double));
+    for (int k = 0; k < c->nin; k++)
+        memset(sl__gradp(c->in[k]), 0, sl__n(c->in[k]) * sizeof(double));
 }
 
 /* <v, J u> by forward mode against <J^T v, u> by reverse mode: no step at all. */
 static int dot_test(check *c, sl_rng *rng, sl_gradcheck_report *r, stepfree *sf) {
-    for (int k = 0; k < c->nin; k++) fill_uniform(rng, c->tan[k], c->in[k]->n);
+    for (int k = 0; k < c->nin; k++) fill_uniform(rng, c->tan[k], sl__n(c->in[k]));
     fill_uniform(rng, c->seed, c->m);
     int rc = jvp_along(c, c->dy);
     if (rc != SL_OK) return rc;
@@ -268,9 +271,9 @@ static int dot_test(check *c, sl_rng *rng, sl_gradcheck_report *r, stepfree *sf)
     zero_input_grads(c);
     rc = sl__sweep(c->t, c->y, c->seed, "sl_gradcheck");
     for (int k = 0; k < c->nin && rc == SL_OK; k++)
-        for (size_t e = 0; e < c->in[k]->n; e++) {
-            rev += c->in[k]->grad[e] * c->tan[k][e];
-            scale += fabs(c->in[k]->grad[e] * c->tan[k][e]);
+        for (size_t e = 0; e < sl__n(c->in[k]); e++) {
+            rev += sl__gradp(c->in[k])[e] * c->tan[k][e];
+            scale += fabs(sl__gradp(c->in[k])[e] * c->tan[k][e]);
         }
     r->dot_rel_err = fabs(fwd - rev) / fmax(scale, 1e-300);
     if (!(r->dot_rel_err <= 1e-9) && !sf->failed) {
@@ -287,11 +290,13 @@ static int dot_test(check *c, sl_rng *rng, sl_gradcheck_report *r, stepfree *sf)
 /* phi(x + h u) with phi = <v, f>, for the direction held in c->tan. */
 static int phi_at(check *c, double h, double *phi) {
     for (int k = 0; k < c->nin; k++)
-        for (size_t e = 0; e < c->in[k]->n; e++) c->in[k]->val[e] = c->x0[k][e] + h * c->tan[k][e];
+        for (size_t e = 0; e < sl__n(c->in[k]); e++)
+            sl__val(c->in[k])[e] = c->x0[k][e] + h * c->tan[k][e];
     int rc = sl_forward(c->t);
-    for (int k = 0; k < c->nin; k++) memcpy(c->in[k]->val, c->x0[k], c->in[k]->n * sizeof(double));
+    for (int k = 0; k < c->nin; k++)
+        memcpy(sl__val(c->in[k]), c->x0[k], sl__n(c->in[k]) * sizeof(double));
     double s = 0.0;
-    for (size_t j = 0; j < c->m; j++) s += c->seed[j] * c->y->val[j];
+    for (size_t j = 0; j < c->m; j++) s += c->seed[j] * sl__val(c->y)[j];
     *phi = s;
     return rc;
 }
@@ -312,9 +317,9 @@ static int phi_at(check *c, double h, double *phi) {
 static int order_test(check *c, sl_rng *rng, sl_gradcheck_report *r, stepfree *sf) {
     enum { STEPS = 24 };
     size_t off = 0;
-    for (int k = 0; k < c->nin; off += c->in[k]->n, k++) {
-        fill_uniform(rng, c->tan[k], c->in[k]->n);
-        for (size_t e = 0; e < c->in[k]->n; e++)
+    for (int k = 0; k < c->nin; off += sl__n(c->in[k]), k++) {
+        fill_uniform(rng, c->tan[k], sl__n(c->in[k]));
+        for (size_t e = 0; e < sl__n(c->in[k]); e++)
             if (c->kmask[off + e] != 0.0) c->tan[k][e] = 0.0;
     }
     fill_uniform(rng, c->seed, c->m);
@@ -323,7 +328,7 @@ static int order_test(check *c, sl_rng *rng, sl_gradcheck_report *r, stepfree *s
     if (rc != SL_OK) return rc;
     double g = 0.0, phi0 = 0.0, scale = 0.0;
     for (int k = 0; k < c->nin; k++)
-        for (size_t e = 0; e < c->in[k]->n; e++) g += c->in[k]->grad[e] * c->tan[k][e];
+        for (size_t e = 0; e < sl__n(c->in[k]); e++) g += sl__gradp(c->in[k])[e] * c->tan[k][e];
     for (size_t j = 0; j < c->m; j++) {
         phi0 += c->seed[j] * c->y0[j];
         scale += fabs(c->seed[j] * c->y0[j]);
@@ -388,22 +393,22 @@ static int full_check(check *c, double *J, double *Jf, sl_gradcheck_report *r) {
         c->seed[j] = 0.0;
         size_t off = 0;
         for (int k = 0; k < c->nin && rc == SL_OK; k++) {
-            memcpy(J + j * total + off, c->in[k]->grad, c->in[k]->n * sizeof(double));
-            off += c->in[k]->n;
+            memcpy(J + j * total + off, sl__gradp(c->in[k]), sl__n(c->in[k]) * sizeof(double));
+            off += sl__n(c->in[k]);
         }
     }
     /* forward mode: column (k, e) of Jf along the unit tangent e_(k,e) */
     if (c->jvp) {
-        for (int k = 0; k < c->nin; k++) memset(c->tan[k], 0, c->in[k]->n * sizeof(double));
+        for (int k = 0; k < c->nin; k++) memset(c->tan[k], 0, sl__n(c->in[k]) * sizeof(double));
         size_t off = 0;
         for (int k = 0; k < c->nin && rc == SL_OK; k++) {
-            for (size_t e = 0; e < c->in[k]->n && rc == SL_OK; e++) {
+            for (size_t e = 0; e < sl__n(c->in[k]) && rc == SL_OK; e++) {
                 c->tan[k][e] = 1.0;
                 rc = jvp_along(c, c->dy);
                 c->tan[k][e] = 0.0;
                 for (size_t j = 0; j < m; j++) Jf[j * total + off + e] = c->dy[j];
             }
-            off += c->in[k]->n;
+            off += sl__n(c->in[k]);
         }
     }
     /* finite differences, column by column, compared entry by entry; an
@@ -411,7 +416,7 @@ static int full_check(check *c, double *J, double *Jf, sl_gradcheck_report *r) {
     double worst = -1.0;
     size_t off = 0;
     for (int k = 0; k < c->nin && rc == SL_OK; k++) {
-        for (size_t e = 0; e < c->in[k]->n && rc == SL_OK; e++) {
+        for (size_t e = 0; e < sl__n(c->in[k]) && rc == SL_OK; e++) {
             rc = fd_column(c, k, e, c->dy);
             bool probed = false;
             for (size_t j = 0; j < m && rc == SL_OK; j++) {
@@ -433,7 +438,7 @@ static int full_check(check *c, double *J, double *Jf, sl_gradcheck_report *r) {
                 note_entry(r, &worst, k, e, j, a, f, n, &c->s);
             }
         }
-        off += c->in[k]->n;
+        off += sl__n(c->in[k]);
     }
     return rc;
 }
@@ -444,7 +449,7 @@ static int fast_check(check *c, sl_rng *rng, sl_gradcheck_report *r) {
     int rc = SL_OK;
     double worst = -1.0;
     for (int p = 0; p < c->s.projections && rc == SL_OK; p++) {
-        for (int k = 0; k < c->nin; k++) fill_uniform(rng, c->tan[k], c->in[k]->n);
+        for (int k = 0; k < c->nin; k++) fill_uniform(rng, c->tan[k], sl__n(c->in[k]));
         fill_uniform(rng, c->seed, c->m);
         double fwd = NAN, rev = 0.0, plus = NAN, minus = NAN;
         if (c->jvp) {
@@ -455,7 +460,8 @@ static int fast_check(check *c, sl_rng *rng, sl_gradcheck_report *r) {
         zero_input_grads(c);
         if (rc == SL_OK) rc = sl__sweep(c->t, c->y, c->seed, "sl_gradcheck");
         for (int k = 0; k < c->nin && rc == SL_OK; k++)
-            for (size_t e = 0; e < c->in[k]->n; e++) rev += c->in[k]->grad[e] * c->tan[k][e];
+            for (size_t e = 0; e < sl__n(c->in[k]); e++)
+                rev += sl__gradp(c->in[k])[e] * c->tan[k][e];
         const double h = c->s.eps;
         if (rc == SL_OK) rc = phi_at(c, h, &plus);
         if (rc == SL_OK) rc = phi_at(c, -h, &minus);
@@ -500,26 +506,26 @@ int sl_gradcheck(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
     settings s = settings_of(opts);
     if (!t) return SL_EARG;
     if (t->status != SL_OK) return t->status;
-    if (!y || y->tape != t || y->id >= t->n || t->nodes[y->id] != y)
+    if (!y || !sl__owns(t, y))
         return sl__fail(t, SL_EARG, "sl_gradcheck: y is NULL or not a node of this tape");
     if (nin < 1 || !inputs) return sl__fail(t, SL_EARG, "sl_gradcheck: nin = %d, need >= 1", nin);
-    check c = {.t = t, .y = y, .nin = nin, .in = inputs, .s = s, .m = y->n, .jvp = true};
+    check c = {.t = t, .y = y, .nin = nin, .in = inputs, .s = s, .m = sl__n(y), .jvp = true};
     for (int k = 0; k < nin; k++) {
         const sl_var *x = inputs[k];
-        if (!x || x->tape != t)
+        if (!x || !sl__owns(t, x))
             return sl__fail(t, SL_EARG, "sl_gradcheck: inputs[%d] is NULL or from another tape", k);
-        if (!(x->flags & SL__NODE_LEAF))
+        if (!(SL__FLAGS(x) & SL__NODE_LEAF))
             return sl__fail(t, SL_EARG, "sl_gradcheck: inputs[%d] (a %s node) is not a leaf", k,
-                            x->op->name);
-        if (!(x->flags & SL__NODE_GRAD))
+                            sl__op(x)->name);
+        if (!(SL__FLAGS(x) & SL__NODE_GRAD))
             return sl__fail(t, SL_EARG, "sl_gradcheck: inputs[%d] was made without SL_GRAD", k);
         for (int j = 0; j < k; j++)
             if (inputs[j] == x)
                 return sl__fail(t, SL_EARG, "sl_gradcheck: inputs[%d] repeats inputs[%d]", k, j);
-        c.total += x->n;
+        c.total += sl__n(x);
     }
-    for (size_t i = 0; i <= y->id; i++)
-        if (t->nodes[i]->op && !t->nodes[i]->op->jvp) c.jvp = false;
+    for (size_t i = 0; i <= sl__id(y); i++)
+        if (sl__op(t->nodes[i]) && !sl__op(t->nodes[i])->jvp) c.jvp = false;
     const size_t m = c.m, total = c.total;
     const bool fast = s.fast > 0 || (s.fast == 0 && (double)m * (double)total > 250000.0);
     /* scratch: Jacobians (reverse, forward; full check only), nine vectors of
@@ -528,7 +534,7 @@ int sl_gradcheck(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
      * (restored at the end), and 2 nin pointers */
     size_t leafgrad = 0;
     for (size_t i = 0; i < t->n; i++)
-        if (is_grad_leaf(t->nodes[i])) leafgrad += t->nodes[i]->n;
+        if (is_grad_leaf(t->nodes[i])) leafgrad += sl__n(t->nodes[i]);
     double jac = fast ? 0.0 : 2.0 * (double)m * (double)total;
     double need = jac + 9.0 * (double)m + 3.0 * (double)total + (double)leafgrad + 2.0 * nin;
     if (need * sizeof(double) > (double)(SIZE_MAX / 2))
@@ -545,20 +551,20 @@ int sl_gradcheck(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
     memset(c.kmask, 0, total * sizeof(double));
     c.tan = (double **)(void *)(saved + leafgrad);
     c.x0 = c.tan + nin;
-    for (size_t k = 0, off = 0; k < (size_t)nin; off += inputs[k]->n, k++) {
+    for (size_t k = 0, off = 0; k < (size_t)nin; off += sl__n(inputs[k]), k++) {
         c.tan[k] = tanbuf + off;
         c.x0[k] = x0buf + off;
-        memcpy(c.x0[k], inputs[k]->val, inputs[k]->n * sizeof(double));
+        memcpy(c.x0[k], sl__val(inputs[k]), sl__n(inputs[k]) * sizeof(double));
     }
     double *sp = saved;
     for (size_t i = 0; i < t->n; i++) {
         sl_var *v = t->nodes[i];
         if (is_grad_leaf(v)) { /* no buffer yet: the sweep will make one; restore zeros */
-            if (v->grad)
-                memcpy(sp, v->grad, v->n * sizeof(double));
+            if (sl__gradp(v))
+                memcpy(sp, sl__gradp(v), sl__n(v) * sizeof(double));
             else
-                memset(sp, 0, v->n * sizeof(double));
-            sp += v->n;
+                memset(sp, 0, sl__n(v) * sizeof(double));
+            sp += sl__n(v);
         }
     }
     r->fast = fast;
@@ -569,7 +575,7 @@ int sl_gradcheck(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
     /* the values at the inputs as given, and every leaf a gradient buffer */
     int rc = restore_inputs(&c);
     if (rc == SL_OK) {
-        memcpy(c.y0, y->val, m * sizeof(double));
+        memcpy(c.y0, sl__val(y), m * sizeof(double));
         rc = sl__sweep(t, y, NULL, "sl_gradcheck");
     }
     /* the dot test needs no step (and forward mode) */
@@ -608,8 +614,8 @@ int sl_gradcheck(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
     for (size_t i = 0; i < t->n; i++) {
         sl_var *v = t->nodes[i];
         if (is_grad_leaf(v)) {
-            if (v->grad) memcpy(v->grad, sp, v->n * sizeof(double));
-            sp += v->n;
+            if (sl__gradp(v)) memcpy(sl__gradp(v), sp, sl__n(v) * sizeof(double));
+            sp += sl__n(v);
         }
     }
     t->arena.a.free(buf, t->arena.a.ud);

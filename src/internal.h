@@ -17,6 +17,7 @@
 #include "slope.h"
 
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,6 +32,16 @@
          : (fprintf(stderr, "%s:%d: slope internal invariant failed: %s\n", __FILE__, __LINE__,    \
                     #c),                                                                           \
             abort()))
+#endif
+
+/* Hints for the recording path: keep the fast path small (its slow paths out
+ * of line), and inline what it must not call. */
+#if defined(__GNUC__)
+#define SL__NOINLINE __attribute__((noinline))
+#define SL__INLINE inline __attribute__((always_inline))
+#else
+#define SL__NOINLINE
+#define SL__INLINE inline
 #endif
 
 /* ------------------------------------------------------------------ arena */
@@ -80,9 +91,11 @@ enum {
     SL__NODE_TAN = 8,    /* carries a tangent in the current sl_jvp pass */
     SL__NODE_SWEPT = 16, /* a reverse sweep reached it: sl_grad() shows its gradient */
     SL__NODE_SAVED = 32, /* has a saved buffer (sl__saved) */
+    SL__NODE_VIEW = 64,  /* a tensor op's view of a scalar node (its in[0]): value and
+                            gradient are the scalar's, tangent too */
 };
 
-/* A node: a 72-byte header on LP64 and one input pointer per input (none
+/* A tensor node: a 72-byte header on LP64 and one input pointer per input (none
  * for a leaf, so 72 + 8 * arity bytes), followed in the same arena block by
  * its value, gradient (when one flows) and saved buffers, then its
  * attributes (only when they are not all zero). Buffers of 4 or more doubles
@@ -92,18 +105,143 @@ enum {
  * forward-mode tangents (t->tans) and SL_HERE source locations (t->locs).
  * in[k] exists for k < op->arity only: read it nowhere else. */
 struct sl_var {
+    uint32_t id;         /* index in t->nodes */
+    unsigned char kind;  /* SL__KIND_NODE: the two node kinds share id, kind, flags */
+    unsigned char flags; /* SL__NODE_* */
+    unsigned char ndim;
     const sl_op *op; /* NULL for leaves */
     double *val;
     double *grad;
     sl_tape *tape;
     const sl_attrs *attrs; /* an arena copy, or &sl__zero_attrs: never NULL */
     size_t n;              /* numel */
-    uint32_t id;           /* index in t->nodes */
     int dims[SL_MAX_DIMS];
-    unsigned char ndim;
-    unsigned char flags;
     sl_var *in[]; /* op->arity inputs */
 };
+
+/* A scalar node: what sl_scalar (and sl_input of rank 0) records, and what
+ * the element-wise ops (sl__s_code) record when every input is one. Its
+ * value and gradient are inline and its inputs (or its attribute) follow:
+ * 24 bytes for a leaf, 32 for a unary op, 40 for a binary op or one with an
+ * attribute. Users hold it as an sl_var *; everything that reads a node
+ * checks the kind first (sl__is_s), and a tensor op given one as an input
+ * sees it through a view node (see sl_apply). The gradient slot always
+ * exists, but only SL__NODE_GRAD nodes' gradients mean anything: the
+ * backward rules add into their inputs' slots without testing. */
+typedef union sl__sarg {
+    struct sl__snode *x; /* an input */
+    double p;            /* the attribute (alpha / p) */
+    double *ext;         /* sl_use leaf: arg[0] the parameter's value, arg[1] its gradient */
+} sl__sarg;
+
+typedef struct sl__snode {
+    uint32_t id;
+    unsigned char kind; /* SL__KIND_SCALAR */
+    unsigned char flags;
+    unsigned char code; /* SL__S_*: SL__S_LEAF or the op */
+    unsigned char pad_;
+    double val, grad;
+    sl__sarg arg[]; /* inputs, then the attribute */
+} sl__snode;
+
+enum { SL__KIND_NODE = 0, SL__KIND_SCALAR = 1 };
+
+_Static_assert(offsetof(sl_var, id) == 0 && offsetof(struct sl__snode, id) == 0, "id first");
+_Static_assert(offsetof(sl_var, kind) == offsetof(struct sl__snode, kind), "kind shared");
+_Static_assert(offsetof(sl_var, flags) == offsetof(struct sl__snode, flags), "flags shared");
+
+/* The kind, flags and id of either node kind (read through char: no
+ * aliasing question whichever struct the node is). */
+static inline int sl__is_s(const sl_var *v) {
+    return ((const unsigned char *)v)[offsetof(sl_var, kind)] == SL__KIND_SCALAR;
+}
+static inline sl__snode *sl__s(const sl_var *v) { return (sl__snode *)(void *)(uintptr_t)v; }
+static inline unsigned char *sl__flagsp(const sl_var *v) {
+    return (unsigned char *)(uintptr_t)v + offsetof(sl_var, flags);
+}
+#define SL__FLAGS(v) (*sl__flagsp(v))
+static inline uint32_t sl__id(const sl_var *v) {
+    uint32_t id;
+    memcpy(&id, v, sizeof id);
+    return id;
+}
+
+/* Scalar op codes: the element-wise ops with a scalar fast path. */
+enum {
+    SL__S_LEAF,
+    /* binary */
+    SL__S_ADD,
+    SL__S_SUB,
+    SL__S_MUL,
+    SL__S_DIV,
+    /* unary */
+    SL__S_NEG,
+    SL__S_EXP,
+    SL__S_LOG,
+    SL__S_SQRT,
+    SL__S_ABS,
+    SL__S_SQUARE,
+    SL__S_SIN,
+    SL__S_COS,
+    SL__S_SIGMOID,
+    SL__S_TANH,
+    SL__S_RELU,
+    SL__S_SOFTPLUS,
+    SL__S_SILU,
+    SL__S_SOFTSIGN,
+    SL__S_LOG_SIGMOID,
+    SL__S_GELU_ERF,
+    SL__S_GELU_TANH,
+    /* unary with an attribute (arg[1].p) */
+    SL__S_POW,
+    SL__S_LEAKY_RELU,
+    SL__S_ELU,
+    SL__S_NCODES
+};
+#define SL__S_BINARY(c) ((c) <= SL__S_DIV)
+#define SL__S_HAS_P(c) ((c) >= SL__S_POW)
+
+/* The op a scalar code stands for (NULL for SL__S_LEAF), and the code of a
+ * built-in op with the attributes a (0 if it has no scalar form). */
+extern const sl_op *const sl__s_ops[SL__S_NCODES];
+int sl__s_code(const sl_op *op, const sl_attrs *a);
+
+/* Generic node access, for the code that meets either kind. */
+/* (An sl_use scalar keeps a copy of its parameter's value, refreshed by
+ * sl_forward, and adds its gradient into the parameter's when the sweep
+ * reaches it; its value and gradient, read from outside, are the
+ * parameter's.) */
+static inline double *sl__val(const sl_var *v) {
+    if (!sl__is_s(v)) return v->val;
+    sl__snode *s = sl__s(v);
+    return (s->flags & SL__NODE_PARAM) ? s->arg[0].ext : &s->val;
+}
+/* The gradient buffer, NULL when no gradient flows to v. */
+static inline double *sl__gradp(const sl_var *v) {
+    if (sl__is_s(v)) {
+        sl__snode *s = sl__s(v);
+        if (!(s->flags & SL__NODE_GRAD)) return NULL;
+        return (s->flags & SL__NODE_PARAM) ? s->arg[1].ext : &s->grad;
+    }
+    return v->grad;
+}
+static inline size_t sl__n(const sl_var *v) { return sl__is_s(v) ? 1 : v->n; }
+static inline int sl__ndim(const sl_var *v) { return sl__is_s(v) ? 0 : v->ndim; }
+extern const int sl__scalar_dims[SL_MAX_DIMS];
+static inline const int *sl__dims(const sl_var *v) {
+    return sl__is_s(v) ? sl__scalar_dims : v->dims;
+}
+static inline const sl_op *sl__op(const sl_var *v) {
+    return sl__is_s(v) ? sl__s_ops[sl__s(v)->code] : v->op;
+}
+static inline int sl__arity(const sl_var *v) {
+    const sl_op *op = sl__op(v);
+    return op ? op->arity : 0;
+}
+/* Input k < sl__arity(v) of an op node, as the user recorded it. */
+static inline sl_var *sl__in(const sl_var *v, int k) {
+    return sl__is_s(v) ? (sl_var *)(void *)sl__s(v)->arg[k].x : v->in[k];
+}
 
 /* Where a node was recorded (SL_HERE); file NULL if unknown. */
 typedef struct sl__loc {
@@ -131,6 +269,16 @@ struct sl_tape {
 
 /* The attributes of a node recorded without any (or with all zero). */
 extern const sl_attrs sl__zero_attrs;
+
+/* Is v a node of t? A scalar node has no tape pointer: it is t's if t's
+ * node list holds it at its id. */
+static inline bool sl__owns(const sl_tape *t, const sl_var *v) {
+    if (sl__is_s(v)) {
+        const uint32_t id = sl__s(v)->id;
+        return id < t->n && t->nodes[id] == v;
+    }
+    return v->tape == t;
+}
 
 /* Sets the sticky error (first wins). Returns t->status. */
 int sl__fail(sl_tape *t, int status, const char *fmt, ...)
@@ -221,7 +369,37 @@ int sl__shape_bcast(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_att
 
 /* -------------------------------------------------------------- registry */
 
-/* Each family file exports its table. */
+/* Each family file exports its table. The element-wise and activation
+ * tables are indexed by these (scalar.c maps them to scalar codes). */
+enum {
+    SL__EW_ADD,
+    SL__EW_SUB,
+    SL__EW_MUL,
+    SL__EW_DIV,
+    SL__EW_NEG,
+    SL__EW_EXP,
+    SL__EW_LOG,
+    SL__EW_SQRT,
+    SL__EW_ABS,
+    SL__EW_SQUARE,
+    SL__EW_SIN,
+    SL__EW_COS,
+    SL__EW_POW,
+    SL__EW_NOPS
+};
+enum {
+    SL__ACT_SIGMOID,
+    SL__ACT_TANH,
+    SL__ACT_RELU,
+    SL__ACT_LEAKY_RELU, /* the seed course's four, first */
+    SL__ACT_SOFTPLUS,
+    SL__ACT_ELU,
+    SL__ACT_GELU,
+    SL__ACT_SILU,
+    SL__ACT_SOFTSIGN,
+    SL__ACT_LOG_SIGMOID,
+    SL__ACT_NOPS
+};
 extern const sl_op sl__elementwise_ops[];
 extern const int sl__elementwise_nops;
 extern const sl_op sl__activation_ops[];
@@ -241,5 +419,9 @@ extern const int sl__loss_nops;
 
 sl_var *sl__apply1(sl_tape *t, const sl_op *op, sl_var *x, const sl_attrs *a);
 sl_var *sl__apply2(sl_tape *t, const sl_op *op, sl_var *x, sl_var *y, const sl_attrs *a);
+/* The same for the ops with a scalar form, given its code (SL__S_*): on
+ * scalar inputs they record a scalar node without the generic checks. */
+sl_var *sl__s_apply1(sl_tape *t, const sl_op *op, int code, sl_var *x, const sl_attrs *a);
+sl_var *sl__s_apply2(sl_tape *t, const sl_op *op, int code, sl_var *x, sl_var *y);
 
 #endif /* SLOPE_INTERNAL_H */

@@ -7,6 +7,7 @@
  * nodes costs nothing extra), and replay is one loop up.
  */
 #include "internal.h"
+#include "scalar.h"
 
 #include <math.h>
 #include <stddef.h>
@@ -133,34 +134,36 @@ static bool finite_or_fail(sl_tape *t, const sl_var *v, const double *buf, size_
     while (e < n && isfinite(buf[e])) e++;
     if (e == n) return true;
     char sh[64], ins[200] = "", where[160] = "";
+    const sl_op *op = sl__op(v);
+    const size_t id = sl__id(v);
     int k = 0;
-    for (int i = 0; v->op && i < v->op->arity; i++) {
-        const sl_var *x = v->in[i];
+    for (int i = 0; i < sl__arity(v); i++) {
+        const sl_var *x = sl__in(v, i);
         /* the matching element when shapes line up, else the input's shape */
-        const size_t ref = which >= 0 ? v->in[which]->n : v->n;
-        const size_t at = x->n == ref ? e : (x->n == 1 ? 0 : (size_t)-1);
+        const size_t ref = which >= 0 ? sl__n(sl__in(v, which)) : sl__n(v);
+        const size_t xn = sl__n(x);
+        const size_t at = xn == ref ? e : (xn == 1 ? 0 : (size_t)-1);
         if (at != (size_t)-1)
             k += snprintf(ins + k, sizeof ins - (size_t)k, "%sin%d[%zu] = %.17g", i ? ", " : "", i,
-                          at, x->val[at]);
+                          at, sl__val(x)[at]);
         else
             k += snprintf(ins + k, sizeof ins - (size_t)k, "%sin%d %s", i ? ", " : "", i,
-                          sl__shape_str(sh, x->ndim, x->dims));
+                          sl__shape_str(sh, sl__ndim(x), sl__dims(x)));
         if (k >= (int)sizeof ins) break;
     }
-    if (t->locs && v->id < t->n && t->locs[v->id].file)
-        snprintf(where, sizeof where, ", recorded at %s:%d", t->locs[v->id].file,
-                 t->locs[v->id].line);
-    const sl_var *owner = which >= 0 ? v->in[which] : v;
+    if (t->locs && id < t->n && t->locs[id].file)
+        snprintf(where, sizeof where, ", recorded at %s:%d", t->locs[id].file, t->locs[id].line);
+    const sl_var *owner = which >= 0 ? sl__in(v, which) : v;
     sl__fail(t, SL_ENONFINITE,
              "%s: non-finite %s at node %zu (%s%s): element %zu of %s is %g; inputs: %s", phase,
-             which >= 0 ? "gradient" : "value", (size_t)v->id, v->op ? v->op->name : "leaf", where,
-             e, sl__shape_str(sh, owner->ndim, owner->dims), buf[e], ins[0] ? ins : "none");
+             which >= 0 ? "gradient" : "value", id, op ? op->name : "leaf", where, e,
+             sl__shape_str(sh, sl__ndim(owner), sl__dims(owner)), buf[e], ins[0] ? ins : "none");
     if (which >= 0) {
         size_t len = strlen(t->msg);
         snprintf(t->msg + len, sizeof t->msg - len,
                  " (gradient of input %d, from the backward "
                  "rule of %s)",
-                 which, v->op->name);
+                 which, op->name);
     }
     return false;
 }
@@ -192,25 +195,26 @@ static bool grow_side(sl_tape *t, void **arr, size_t *arr_cap, size_t cap, size_
 
 /* The source locations, kept once sl_tape_here has been called: node id
  * (being pushed) gets the current one if it is an op node. */
-static bool record_loc(sl_tape *t, sl_var *v, who fn) {
-    if (t->loc_cap <= v->id) {
+static bool record_loc(sl_tape *t, sl_var *v, size_t id, who fn) {
+    if (t->loc_cap <= id) {
         void *arr = t->locs;
         /* nodes recorded before the first sl_tape_here read as unknown (zeroed) */
-        if (!grow_side(t, &arr, &t->loc_cap, t->cap, t->locs ? v->id : 0, sizeof(sl__loc))) {
+        if (!grow_side(t, &arr, &t->loc_cap, t->cap, t->locs ? id : 0, sizeof(sl__loc))) {
             sl__fail(t, SL_ENOMEM, "%s%s: out of memory for the source locations of %zu nodes",
                      fn.pre, fn.name, t->cap);
             return false;
         }
         t->locs = arr;
     }
-    t->locs[v->id].file = v->op ? t->here_file : NULL;
-    t->locs[v->id].line = v->op ? t->here_line : 0;
+    const bool op = sl__op(v) != NULL;
+    t->locs[id].file = op ? t->here_file : NULL;
+    t->locs[id].line = op ? t->here_line : 0;
     return true;
 }
 
 /* Append v to the node list, growing it by doubling (amortised, and kept
  * across sl_tape_clear). Ids are 32-bit. */
-static bool push_node(sl_tape *t, sl_var *v, who fn) {
+static SL__NOINLINE bool push_node(sl_tape *t, sl_var *v, who fn) {
     if (t->n == t->cap) {
         if (t->n >= UINT32_MAX) {
             sl__fail(t, SL_ENOMEM, "%s%s: the tape is full (%zu nodes)", fn.pre, fn.name, t->n);
@@ -228,8 +232,11 @@ static bool push_node(sl_tape *t, sl_var *v, who fn) {
         t->nodes = nodes;
         t->cap = cap;
     }
-    v->id = (uint32_t)t->n;
-    if (t->here_on && !record_loc(t, v, fn)) return false;
+    if (sl__is_s(v))
+        sl__s(v)->id = (uint32_t)t->n;
+    else
+        v->id = (uint32_t)t->n;
+    if (t->here_on && !record_loc(t, v, t->n, fn)) return false;
     t->nodes[t->n++] = v;
     return true;
 }
@@ -268,6 +275,7 @@ static sl_var *node_new(sl_tape *t, who fn, int nin, int ndim, const int *dims, 
     v->tape = t;
     v->n = n;
     v->id = 0;
+    v->kind = SL__KIND_NODE;
     v->ndim = (unsigned char)ndim;
     for (int i = 0; i < SL_MAX_DIMS; i++) v->dims[i] = i < ndim ? dims[i] : 0;
     v->flags = nsaved ? SL__NODE_SAVED : 0;
@@ -308,6 +316,130 @@ static bool check_shape(sl_tape *t, who fn, int ndim, const int *dims) {
     return true;
 }
 
+/* ---- scalar nodes (internal.h: sl__snode; their rules: scalar.h) */
+
+/* Append a scalar node: the common case inline, the rest (growth, source
+ * locations) through push_node. */
+static SL__INLINE bool push_s(sl_tape *t, sl__snode *s, who fn) {
+    if (t->n < t->cap && !t->here_on) {
+        s->id = (uint32_t)t->n;
+        t->nodes[t->n++] = (sl_var *)(void *)s;
+        return true;
+    }
+    return push_node(t, (sl_var *)(void *)s, fn);
+}
+
+static sl_var *s_leaf(sl_tape *t, double x, int grad, who fn) {
+    sl__snode *s = sl__arena_take(&t->arena, sizeof *s, 8);
+    if (!s) {
+        sl__fail(t, SL_ENOMEM, "%s%s: out of memory for a scalar", fn.pre, fn.name);
+        return NULL;
+    }
+    s->kind = SL__KIND_SCALAR;
+    s->flags = (unsigned char)(SL__NODE_LEAF | (grad ? SL__NODE_GRAD : 0));
+    s->code = SL__S_LEAF;
+    s->pad_ = 0;
+    s->val = x;
+    s->grad = 0.0;
+    return push_s(t, s, fn) ? (sl_var *)(void *)s : NULL;
+}
+
+sl_var *sl_scalar(sl_tape *t, double x, int flags) {
+    if (!t || t->status != SL_OK) return NULL;
+    if (flags & ~SL_GRAD) {
+        sl__fail(t, SL_EARG, "sl_scalar: unknown flags 0x%x (only SL_GRAD)", (unsigned)flags);
+        return NULL;
+    }
+    return s_leaf(t, x, flags & SL_GRAD, WHO_LEAF("sl_scalar"));
+}
+
+#define owns sl__owns
+
+/* The slow ends of recording a scalar node: out of memory, or (anomaly
+ * mode) a non-finite value. Both return NULL. */
+static SL__NOINLINE sl_var *s_oom(sl_tape *t, const sl_op *op) {
+    sl__fail(t, SL_ENOMEM, "sl_%s: out of memory for a scalar", op->name);
+    return NULL;
+}
+static SL__NOINLINE sl_var *s_nonfinite(sl_tape *t, const sl_op *op, sl__snode *s) {
+    char fname[80];
+    snprintf(fname, sizeof fname, "sl_%s", op->name);
+    finite_or_fail(t, (sl_var *)(void *)s, &s->val, 1, fname, -1);
+    return NULL;
+}
+
+/* Record op (a unary scalar code) over scalar node x of t; a carries the
+ * attribute of the codes that have one. */
+static sl_var *s_record1(sl_tape *t, const sl_op *op, int code, sl__snode *x, const sl_attrs *a) {
+    const int narg = SL__S_HAS_P(code) ? 2 : 1;
+    sl__snode *s = sl__arena_take(&t->arena, sizeof *s + (size_t)narg * sizeof(sl__sarg), 8);
+    if (!s) return s_oom(t, op);
+    s->arg[0].x = x;
+    if (narg == 2) s->arg[1].p = a->alpha;
+    s->kind = SL__KIND_SCALAR;
+    s->flags = x->flags & SL__NODE_GRAD;
+    s->code = (unsigned char)code;
+    s->pad_ = 0;
+    s->grad = 0.0;
+    s->val = sl__s_eval(s);
+    if (!push_s(t, s, WHO_OP(op))) return NULL;
+    if ((t->check & SL_CHECK_FINITE) && !isfinite(s->val)) return s_nonfinite(t, op, s);
+    return (sl_var *)(void *)s;
+}
+
+/* The same for a binary code over x and y: the recording path of scalar
+ * graphs (W1, W5), kept short. */
+static SL__INLINE sl_var *s_record2(sl_tape *t, const sl_op *op, int code, sl__snode *x,
+                                    sl__snode *y) {
+    sl__snode *s = sl__arena_take(&t->arena, sizeof *s + 2 * sizeof(sl__sarg), 8);
+    if (!s) return s_oom(t, op);
+    s->arg[0].x = x;
+    s->arg[1].x = y;
+    s->kind = SL__KIND_SCALAR;
+    s->flags = (x->flags | y->flags) & SL__NODE_GRAD;
+    s->code = (unsigned char)code;
+    s->pad_ = 0;
+    s->grad = 0.0;
+    const double a = x->val, b = y->val;
+    s->val = code == SL__S_MUL   ? a * b
+             : code == SL__S_ADD ? a + b
+             : code == SL__S_SUB ? a - b
+                                 : a / b;
+    if (!push_s(t, s, WHO_OP(op))) return NULL;
+    if ((t->check & SL_CHECK_FINITE) && !isfinite(s->val)) return s_nonfinite(t, op, s);
+    return (sl_var *)(void *)s;
+}
+
+/* Record op (scalar code `code`) over the scalar nodes in[], all t's. */
+static sl_var *s_record(sl_tape *t, const sl_op *op, int code, sl_var *const *in,
+                        const sl_attrs *a) {
+    if (SL__S_BINARY(code)) return s_record2(t, op, code, sl__s(in[0]), sl__s(in[1]));
+    return s_record1(t, op, code, sl__s(in[0]), a);
+}
+
+/* A tensor op's view of scalar node x: a rank-0 node over x's value and
+ * gradient (and, in sl_jvp, tangent), recorded where the op uses x. Its
+ * rules do nothing: the op's own rules read and write x through it. */
+static void view_nop(sl_var *out) { (void)out; }
+static const sl_op view_op = {.name = "scalar_view",
+                              .arity = 1,
+                              .forward = view_nop,
+                              .backward = view_nop,
+                              .jvp = view_nop,
+                              .formula = "a tensor op's view of a scalar node"};
+
+static sl_var *s_view(sl_tape *t, sl_var *x, who fn) {
+    sl__snode *s = sl__s(x);
+    sl_var *v = node_new(t, fn, 1, 0, NULL, false, false, 0, NULL);
+    if (!v) return NULL;
+    v->op = &view_op;
+    v->val = &s->val;
+    v->grad = (s->flags & SL__NODE_GRAD) ? &s->grad : NULL;
+    v->flags = (unsigned char)(SL__NODE_VIEW | (s->flags & SL__NODE_GRAD));
+    v->in[0] = x;
+    return push_node(t, v, fn) ? v : NULL;
+}
+
 sl_var *sl_input(sl_tape *t, int ndim, const int *dims, const double *data, int flags) {
     if (!t || t->status != SL_OK) return NULL;
     if (flags & ~SL_GRAD) {
@@ -315,6 +447,7 @@ sl_var *sl_input(sl_tape *t, int ndim, const int *dims, const double *data, int 
         return NULL;
     }
     if (!check_shape(t, WHO_LEAF("sl_input"), ndim, dims)) return NULL;
+    if (ndim == 0) return s_leaf(t, data ? data[0] : 0.0, flags & SL_GRAD, WHO_LEAF("sl_input"));
     sl_var *v = node_new(t, WHO_LEAF("sl_input"), 0, ndim, dims, true, flags & SL_GRAD, 0, NULL);
     if (!v) return NULL;
     if (data)
@@ -325,10 +458,24 @@ sl_var *sl_input(sl_tape *t, int ndim, const int *dims, const double *data, int 
     return push_node(t, v, WHO_LEAF("sl_input")) ? v : NULL;
 }
 
-sl_var *sl_scalar(sl_tape *t, double x, int flags) { return sl_input(t, 0, NULL, &x, flags); }
-
 /* sl_use lives here because it builds a leaf; the store itself is in nn/params.c. */
 sl_var *sl__use_leaf(sl_tape *t, int ndim, const int *dims, double *val, double *grad) {
+    if (ndim == 0) { /* a scalar node with the parameter's buffers beside it */
+        sl__snode *s = sl__arena_take(&t->arena, sizeof *s + 2 * sizeof(sl__sarg), 8);
+        if (!s) {
+            sl__fail(t, SL_ENOMEM, "sl_use: out of memory for a scalar");
+            return NULL;
+        }
+        s->kind = SL__KIND_SCALAR;
+        s->flags = SL__NODE_LEAF | SL__NODE_PARAM | SL__NODE_GRAD;
+        s->code = SL__S_LEAF;
+        s->pad_ = 0;
+        s->val = *val;
+        s->grad = 0.0;
+        s->arg[0].ext = val;
+        s->arg[1].ext = grad;
+        return push_s(t, s, WHO_LEAF("sl_use")) ? (sl_var *)(void *)s : NULL;
+    }
     sl_var *v = node_new(t, WHO_LEAF("sl_use"), 0, ndim, dims, false, false, 0, NULL);
     if (!v) return NULL;
     v->val = val;
@@ -345,7 +492,7 @@ static bool check_inputs(sl_tape *t, who fn, int nin, sl_var *const *in) {
                      fn.name, i);
             return false;
         }
-        if (in[i]->tape != t) {
+        if (!owns(t, in[i])) {
             sl__fail(t, SL_EARG, "%s%s: input %d belongs to another tape", fn.pre, fn.name, i);
             return false;
         }
@@ -355,6 +502,25 @@ static bool check_inputs(sl_tape *t, who fn, int nin, sl_var *const *in) {
 
 bool sl__check_inputs(sl_tape *t, const char *fname, int nin, sl_var *const *in) {
     return check_inputs(t, WHO_LEAF(fname), nin, in);
+}
+
+/* s_record after the op's own checks of its attributes (alpha finite, a
+ * valid gelu form): its shape rule, shown rank-0 stand-ins for the inputs. */
+static sl_var *s_apply(sl_tape *t, const sl_op *op, int code, sl_var *const *in,
+                       const sl_attrs *a) {
+    if (op->shape && op->shape != sl__shape_same && op->shape != sl__shape_bcast) {
+        sl_var probe;
+        memset(&probe, 0, sizeof probe);
+        probe.n = 1;
+        probe.tape = t;
+        sl_var *const pin[1] = {&probe};
+        int ndim = 0, dims[SL_MAX_DIMS] = {0};
+        if (op->shape(t, op, pin, a, &ndim, dims) != SL_OK || t->status != SL_OK) {
+            if (t->status == SL_OK) sl__fail(t, SL_ESHAPE, "sl_%s: shape rule failed", op->name);
+            return NULL;
+        }
+    }
+    return s_record(t, op, code, in, a);
 }
 
 sl_var *sl_apply(sl_tape *t, const sl_op *op, int nin, sl_var *const *in, const sl_attrs *a) {
@@ -377,6 +543,23 @@ sl_var *sl_apply(sl_tape *t, const sl_op *op, int nin, sl_var *const *in, const 
         return NULL;
     }
     if (!check_inputs(t, fn, nin, in)) return NULL;
+    /* scalar inputs: a scalar node when the op has a scalar form, else views */
+    bool all_s = true, any_s = false;
+    for (int i = 0; i < nin; i++) {
+        const bool is = sl__is_s(in[i]);
+        all_s = all_s && is;
+        any_s = any_s || is;
+    }
+    if (all_s) {
+        const int code = sl__s_code(op, a);
+        if (code) return s_apply(t, op, code, in, a ? a : &sl__zero_attrs);
+    }
+    sl_var *views[SL_MAX_INPUTS];
+    if (any_s) {
+        for (int i = 0; i < nin; i++)
+            if (!(views[i] = sl__is_s(in[i]) ? s_view(t, in[i], fn) : in[i])) return NULL;
+        in = views;
+    }
     /* a node keeps a copy of its attributes only when they are not all zero */
     const sl_attrs *keep = a && memcmp(a, &sl__zero_attrs, sizeof *a) != 0 ? a : NULL;
     if (!a) a = &sl__zero_attrs;
@@ -433,42 +616,86 @@ sl_var *sl__apply2(sl_tape *t, const sl_op *op, sl_var *x, sl_var *y, const sl_a
     return sl_apply(t, op, 2, in, a);
 }
 
+/* The element-wise ops' entry points: scalar inputs of t go straight to a
+ * scalar node (the op's code known), anything else through sl_apply. */
+sl_var *sl__s_apply1(sl_tape *t, const sl_op *op, int code, sl_var *x, const sl_attrs *a) {
+    sl_var *in[1] = {x};
+    if (t && t->status == SL_OK && x && sl__is_s(x) && owns(t, x))
+        return s_apply(t, op, code, in, a ? a : &sl__zero_attrs);
+    return sl_apply(t, op, 1, in, a);
+}
+
+sl_var *sl__s_apply2(sl_tape *t, const sl_op *op, int code, sl_var *x, sl_var *y) {
+    sl_var *in[2] = {x, y};
+    if (t && t->status == SL_OK && x && y && sl__is_s(x) && sl__is_s(y) && owns(t, x) && owns(t, y))
+        return s_record2(t, op, code, sl__s(x), sl__s(y));
+    return sl_apply(t, op, 2, in, NULL);
+}
+
 const sl_attrs sl__zero_attrs;
 
 /* ---------------------------------------------------------- reading nodes */
 
-static const int scalar_dims[SL_MAX_DIMS] = {0};
-
-int sl_ndim(const sl_var *v) { return v ? v->ndim : 0; }
-const int *sl_dims(const sl_var *v) { return v ? v->dims : scalar_dims; }
-size_t sl_numel(const sl_var *v) { return v ? v->n : 0; }
-const double *sl_value(const sl_var *v) { return v ? v->val : NULL; }
-const double *sl_grad(const sl_var *v) { return v && (v->flags & SL__NODE_SWEPT) ? v->grad : NULL; }
-double sl_item(const sl_var *v) { return v && v->n == 1 ? v->val[0] : NAN; }
-int sl_requires_grad(const sl_var *v) { return v && (v->flags & SL__NODE_GRAD) ? 1 : 0; }
-double *sl_leaf_data(sl_var *v) { return v && (v->flags & SL__NODE_LEAF) ? v->val : NULL; }
-
-const sl_var *sl_in(const sl_var *out, int k) {
-    return out && out->op && k >= 0 && k < out->op->arity ? out->in[k] : NULL;
+int sl_ndim(const sl_var *v) { return v ? sl__ndim(v) : 0; }
+const int *sl_dims(const sl_var *v) { return v ? sl__dims(v) : sl__scalar_dims; }
+size_t sl_numel(const sl_var *v) { return v ? sl__n(v) : 0; }
+const double *sl_value(const sl_var *v) { return v ? sl__val(v) : NULL; }
+const double *sl_grad(const sl_var *v) {
+    return v && (SL__FLAGS(v) & SL__NODE_SWEPT) ? sl__gradp(v) : NULL;
 }
-const sl_attrs *sl_attrs_of(const sl_var *v) { return v ? v->attrs : NULL; }
-double *sl_out_data(sl_var *out) { return out ? out->val : NULL; }
-double *sl_grad_data(const sl_var *v) { return v ? v->grad : NULL; }
-double *sl_saved_data(sl_var *out) { return out ? sl__saved(out) : NULL; }
-const sl_op *sl_op_of(const sl_var *v) { return v ? v->op : NULL; }
+double sl_item(const sl_var *v) { return v && sl__n(v) == 1 ? sl__val(v)[0] : NAN; }
+int sl_requires_grad(const sl_var *v) { return v && (SL__FLAGS(v) & SL__NODE_GRAD) ? 1 : 0; }
+double *sl_leaf_data(sl_var *v) { return v && (SL__FLAGS(v) & SL__NODE_LEAF) ? sl__val(v) : NULL; }
+
+/* The tape whose sl_jvp is running on this thread: a user's tangent rule
+ * reading a scalar input's tangent (sl_tangent_data) finds it there, since
+ * a scalar node does not point at its tape. */
+static _Thread_local sl_tape *jvp_tape;
+
+/* Input k as the user recorded it: a view (given to the op's kernels in
+ * place of a scalar node) reads as that scalar node. */
+const sl_var *sl_in(const sl_var *out, int k) {
+    if (!out || k < 0 || k >= sl__arity(out)) return NULL;
+    const sl_var *x = sl__in(out, k);
+    return !sl__is_s(x) && (x->flags & SL__NODE_VIEW) ? x->in[0] : x;
+}
+
+/* A scalar node keeps only its attribute (alpha, p) or none: its sl_attrs
+ * are rebuilt in a per-thread buffer, valid until the next call. */
+const sl_attrs *sl_attrs_of(const sl_var *v) {
+    if (!v) return NULL;
+    if (!sl__is_s(v)) return v->attrs;
+    static _Thread_local sl_attrs a;
+    const sl__snode *s = sl__s(v);
+    memset(&a, 0, sizeof a);
+    if (SL__S_HAS_P(s->code)) a.alpha = s->arg[1].p;
+    if (s->code == SL__S_GELU_TANH) a.mode = SL_GELU_TANH;
+    return &a;
+}
+double *sl_out_data(sl_var *out) { return out ? sl__val(out) : NULL; }
+double *sl_grad_data(const sl_var *v) { return v ? sl__gradp(v) : NULL; }
+double *sl_saved_data(sl_var *out) { return out && !sl__is_s(out) ? sl__saved(out) : NULL; }
+const sl_op *sl_op_of(const sl_var *v) { return v ? sl__op(v) : NULL; }
 double *sl_tangent_data(const sl_var *v) {
-    return v && (v->flags & SL__NODE_TAN) ? sl__tanbuf(v) : NULL;
+    if (!v || !(SL__FLAGS(v) & SL__NODE_TAN)) return NULL;
+    if (!sl__is_s(v)) return sl__tanbuf(v);
+    return jvp_tape && sl__owns(jvp_tape, v) ? jvp_tape->tans[sl__s(v)->id] : NULL;
 }
 
 /* ------------------------------------------------------- differentiation */
 
-/* Op-node gradients start at zero (node_new, sl_forward); after a sweep they
- * hold its values, and the next sweep without a replay in between zeroes
- * them first. Leaves keep what they hold, so their gradients accumulate. */
+/* Op-node gradients start at zero (node_new, s_record, sl_forward); after a
+ * sweep they hold its values, and the next sweep without a replay in
+ * between zeroes them first. Leaves keep what they hold, so their gradients
+ * accumulate; a view's gradient is its scalar's. */
 static void zero_op_grads(sl_tape *t) {
     for (size_t i = 0; i < t->n; i++) {
         sl_var *v = t->nodes[i];
-        if (v->grad && v->op) sl__zero(v->grad, v->n);
+        if (sl__is_s(v)) {
+            if (sl__s(v)->code != SL__S_LEAF) sl__s(v)->grad = 0.0;
+        } else if (v->grad && v->op && !(v->flags & SL__NODE_VIEW)) {
+            sl__zero(v->grad, v->n);
+        }
     }
     t->dirty = 0;
 }
@@ -477,9 +704,20 @@ static int check_root(sl_tape *t, sl_var *y, const char *fname) {
     if (!t) return SL_EARG;
     if (t->status != SL_OK) return t->status;
     if (!y) return sl__fail(t, SL_EARG, "%s: y is NULL on a tape without an error", fname);
-    if (y->tape != t || y->id >= t->n || t->nodes[y->id] != y)
+    const uint32_t id = sl__id(y);
+    if (id >= t->n || t->nodes[id] != y || (!sl__is_s(y) && y->tape != t))
         return sl__fail(t, SL_EARG, "%s: y is not a node of this tape", fname);
     return SL_OK;
+}
+
+/* Anomaly mode after the backward rule of v: its inputs' gradients. */
+static bool grads_finite(sl_tape *t, sl_var *v, const char *fname) {
+    for (int k = 0; k < sl__arity(v); k++) {
+        const sl_var *x = sl__in(v, k);
+        const double *g = sl__gradp(x);
+        if (g && !finite_or_fail(t, v, g, sl__n(x), fname, k)) return false;
+    }
+    return true;
 }
 
 int sl__sweep(sl_tape *t, sl_var *y, const double *dy, const char *fname) {
@@ -487,29 +725,42 @@ int sl__sweep(sl_tape *t, sl_var *y, const double *dy, const char *fname) {
     if (rc != SL_OK) return rc;
     if (t->dirty) zero_op_grads(t);
     t->dirty = 1;
-    if (y->flags & SL__NODE_GRAD)
-        for (size_t i = 0; i < y->n; i++) y->grad[i] += dy ? dy[i] : 1.0;
-    for (size_t i = y->id + 1; i-- > 0;) {
+    double *gy = sl__gradp(y);
+    if (gy)
+        for (size_t i = 0, n = sl__n(y); i < n; i++) gy[i] += dy ? dy[i] : 1.0;
+    const bool check = t->check & SL_CHECK_FINITE;
+    for (size_t i = (size_t)sl__id(y) + 1; i-- > 0;) {
         sl_var *v = t->nodes[i];
-        if (!(v->flags & SL__NODE_GRAD)) continue;
-        v->flags |= SL__NODE_SWEPT;
-        if (!v->op) continue;
-        v->op->backward(v);
-        if (t->check & SL_CHECK_FINITE)
-            for (int k = 0; k < v->op->arity; k++)
-                if (v->in[k]->grad && !finite_or_fail(t, v, v->in[k]->grad, v->in[k]->n, fname, k))
-                    return t->status;
+        if (sl__is_s(v)) {
+            sl__snode *s = sl__s(v);
+            if (!(s->flags & SL__NODE_GRAD)) continue;
+            s->flags |= SL__NODE_SWEPT;
+            if (s->code == SL__S_LEAF) {
+                if (s->flags & SL__NODE_PARAM) { /* complete now: into the parameter's */
+                    *s->arg[1].ext += s->grad;
+                    s->grad = 0.0;
+                }
+                continue;
+            }
+            sl__s_backward(s);
+        } else {
+            if (!(v->flags & SL__NODE_GRAD)) continue;
+            v->flags |= SL__NODE_SWEPT;
+            if (!v->op || (v->flags & SL__NODE_VIEW)) continue;
+            v->op->backward(v);
+        }
+        if (check && !grads_finite(t, v, fname)) return t->status;
     }
     /* SL_GRAD leaves recorded after y read zeros too */
-    for (size_t i = y->id + 1; i < t->n; i++)
-        if (t->nodes[i]->flags & SL__NODE_GRAD) t->nodes[i]->flags |= SL__NODE_SWEPT;
+    for (size_t i = (size_t)sl__id(y) + 1; i < t->n; i++)
+        if (SL__FLAGS(t->nodes[i]) & SL__NODE_GRAD) SL__FLAGS(t->nodes[i]) |= SL__NODE_SWEPT;
     return SL_OK;
 }
 
 int sl_backward(sl_tape *t, sl_var *y) {
     int rc = check_root(t, y, "sl_backward");
     if (rc != SL_OK) return rc;
-    if (y->n != 1) {
+    if (sl__n(y) != 1) {
         char sh[64];
         return sl__fail(t, SL_EARG,
                         "sl_backward: y must hold one element, has shape %s (%zu elements); use "
@@ -529,13 +780,24 @@ int sl_backward_seed(sl_tape *t, sl_var *y, const double *dy) {
 int sl_forward(sl_tape *t) {
     if (!t) return SL_EARG;
     if (t->status != SL_OK) return t->status;
+    const bool check = t->check & SL_CHECK_FINITE;
     for (size_t i = 0; i < t->n; i++) {
         sl_var *v = t->nodes[i];
-        if (!v->op) continue;
+        if (sl__is_s(v)) {
+            sl__snode *s = sl__s(v);
+            if (s->code == SL__S_LEAF) {
+                if (s->flags & SL__NODE_PARAM) s->val = *s->arg[0].ext;
+                continue;
+            }
+            s->val = sl__s_eval(s);
+            s->grad = 0.0;
+            if (check && !finite_or_fail(t, v, &s->val, 1, "sl_forward", -1)) return t->status;
+            continue;
+        }
+        if (!v->op || (v->flags & SL__NODE_VIEW)) continue;
         v->op->forward(v);
         if (v->grad && t->dirty) sl__zero(v->grad, v->n);
-        if ((t->check & SL_CHECK_FINITE) && !finite_or_fail(t, v, v->val, v->n, "sl_forward", -1))
-            return t->status;
+        if (check && !finite_or_fail(t, v, v->val, v->n, "sl_forward", -1)) return t->status;
     }
     t->dirty = 0;     /* every op-node gradient was zeroed above */
     return t->status; /* a user op's forward may have failed */
@@ -557,38 +819,64 @@ static bool ensure_tangents(sl_tape *t) {
     return true;
 }
 
-static bool ensure_tangent(sl_tape *t, sl_var *v) {
-    double **tan = &t->tans[v->id];
-    if (!*tan) *tan = sl__arena_alloc(&t->arena, v->n * sizeof(double));
+static bool ensure_tangent(sl_tape *t, const sl_var *v) {
+    double **tan = &t->tans[sl__id(v)];
+    if (!*tan) *tan = sl__arena_alloc(&t->arena, sl__n(v) * sizeof(double));
     if (!*tan) {
-        sl__fail(t, SL_ENOMEM, "sl_jvp: out of memory for the tangent of node %zu", (size_t)v->id);
+        sl__fail(t, SL_ENOMEM, "sl_jvp: out of memory for the tangent of node %zu",
+                 (size_t)sl__id(v));
         return false;
     }
     return true;
 }
 
-int sl_jvp(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs, const double *const *tangents,
-           double *dy) {
+/* The tangent of scalar node x in the current pass, NULL meaning zero. */
+static inline const double *s_tan(const sl_tape *t, const sl__snode *x) {
+    return (x->flags & SL__NODE_TAN) ? t->tans[x->id] : NULL;
+}
+
+static int jvp_run(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
+                   const double *const *tangents, double *dy) {
     int rc = check_root(t, y, "sl_jvp");
     if (rc != SL_OK) return rc;
     if (nin < 0 || (nin > 0 && (!inputs || !tangents)) || !dy)
         return sl__fail(t, SL_EARG, "sl_jvp: nin = %d with %s inputs/tangents/dy", nin, "NULL");
     if (!ensure_tangents(t)) return t->status;
-    for (size_t i = 0; i <= y->id; i++) t->nodes[i]->flags &= ~(unsigned)SL__NODE_TAN;
+    const size_t yid = sl__id(y);
+    for (size_t i = 0; i <= yid; i++) SL__FLAGS(t->nodes[i]) &= (unsigned char)~SL__NODE_TAN;
     for (int k = 0; k < nin; k++) {
         sl_var *x = inputs[k];
-        if (!x || x->tape != t || !(x->flags & SL__NODE_LEAF))
+        if (!x || !owns(t, x) || !(SL__FLAGS(x) & SL__NODE_LEAF))
             return sl__fail(t, SL_EARG, "sl_jvp: inputs[%d] is not a leaf of this tape", k);
         if (!tangents[k]) return sl__fail(t, SL_EARG, "sl_jvp: tangents[%d] is NULL", k);
-        if (x->flags & SL__NODE_TAN)
+        if (SL__FLAGS(x) & SL__NODE_TAN)
             return sl__fail(t, SL_EARG, "sl_jvp: inputs[%d] is listed twice", k);
         if (!ensure_tangent(t, x)) return t->status;
-        memcpy(sl__tanbuf(x), tangents[k], x->n * sizeof(double));
-        x->flags |= SL__NODE_TAN;
+        memcpy(t->tans[sl__id(x)], tangents[k], sl__n(x) * sizeof(double));
+        SL__FLAGS(x) |= SL__NODE_TAN;
     }
-    for (size_t i = 0; i <= y->id; i++) {
+    for (size_t i = 0; i <= yid; i++) {
         sl_var *v = t->nodes[i];
+        if (sl__is_s(v)) {
+            sl__snode *s = sl__s(v);
+            if (s->code == SL__S_LEAF) continue;
+            const double *ta = s_tan(t, s->arg[0].x);
+            const double *tb = SL__S_BINARY(s->code) ? s_tan(t, s->arg[1].x) : NULL;
+            if (!ta && !tb) continue;
+            if (!ensure_tangent(t, v)) return t->status;
+            t->tans[i][0] = sl__s_jvp(s, ta, tb);
+            s->flags |= SL__NODE_TAN;
+            continue;
+        }
         if (!v->op) continue;
+        if (v->flags & SL__NODE_VIEW) { /* the scalar's tangent, shared */
+            const sl__snode *s = sl__s(v->in[0]);
+            if (s->flags & SL__NODE_TAN) {
+                t->tans[i] = t->tans[s->id];
+                v->flags |= SL__NODE_TAN;
+            }
+            continue;
+        }
         bool any = false;
         for (int k = 0; k < v->op->arity; k++) any = any || (v->in[k]->flags & SL__NODE_TAN);
         if (!any) continue;
@@ -600,17 +888,29 @@ int sl_jvp(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs, const double *
                                      through sl_tangent_data(out) */
         v->op->jvp(v);
     }
-    if (y->flags & SL__NODE_TAN)
-        memcpy(dy, sl__tanbuf(y), y->n * sizeof(double));
+    const size_t m = sl__n(y);
+    if (SL__FLAGS(y) & SL__NODE_TAN)
+        memcpy(dy, t->tans[yid], m * sizeof(double));
     else
-        memset(dy, 0, y->n * sizeof(double));
+        memset(dy, 0, m * sizeof(double));
     return t->status;
+}
+
+int sl_jvp(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs, const double *const *tangents,
+           double *dy) {
+    sl_tape *outer = jvp_tape;
+    jvp_tape = t;
+    const int rc = jvp_run(t, y, nin, inputs, tangents, dy);
+    jvp_tape = outer;
+    return rc;
 }
 
 void sl_zero_grad(sl_tape *t) {
     if (!t) return;
     for (size_t i = 0; i < t->n; i++) {
         sl_var *v = t->nodes[i];
-        if (v->grad) memset(v->grad, 0, v->n * sizeof(double));
+        double *g = sl__gradp(v);
+        if (g) memset(g, 0, sl__n(v) * sizeof(double));
+        if (sl__is_s(v)) sl__s(v)->grad = 0.0;
     }
 }

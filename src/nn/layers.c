@@ -20,7 +20,7 @@ sl_var *sl_linear(sl_tape *t, sl_var *x, sl_param *W, sl_param *b) {
         return NULL;
     }
     char sx[64], sw[64], sb[64];
-    sl__shape_str(sx, x->ndim, x->dims);
+    sl__shape_str(sx, sl__ndim(x), sl__dims(x));
     sl__shape_str(sw, sl_param_ndim(W), sl_param_dims(W));
     if (sl_param_ndim(W) != 2) {
         sl__fail(t, SL_ESHAPE, "sl_linear: W \"%s\" must be [in,out], has shape %s",
@@ -28,7 +28,7 @@ sl_var *sl_linear(sl_tape *t, sl_var *x, sl_param *W, sl_param *b) {
         return NULL;
     }
     int nin = sl_param_dims(W)[0], nout = sl_param_dims(W)[1];
-    if (x->ndim != 2 || x->dims[1] != nin) {
+    if (sl__ndim(x) != 2 || sl__dims(x)[1] != nin) {
         sl__fail(t, SL_ESHAPE, "sl_linear: x %s does not fit W \"%s\" %s: x must be [N,%d]", sx,
                  sl_param_name(W), sw, nin);
         return NULL;

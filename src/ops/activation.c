@@ -11,13 +11,6 @@
  */
 #include "map.h"
 
-/* Constants spelled out: C11 has no M_SQRT1_2 or M_PI. */
-#define SQRT1_2 0.70710678118654752440      /* 1/sqrt(2) */
-#define INV_SQRT_2PI 0.39894228040143267794 /* 1/sqrt(2 pi) */
-#define SQRT_2_PI 0.79788456080286535588    /* sqrt(2/pi) */
-#define GELU_KAPPA 0.044715                 /* PyTorch's tanh-approximation constant */
-#define SOFTPLUS_THRESHOLD 20.0             /* PyTorch's default: z > 20 returns z */
-
 /* a = 1/(1+e^-z);  da/dz = a(1-a)  (exactly 1/4 at z = 0) */
 /* sl__sigmoid vectorised: e = exp(-|z|) for the whole array (vmath.c), then
  * 1/(1+e) for z >= 0 and e/(1+e) below - the same two overflow-free branches */
@@ -33,83 +26,28 @@ static void sigmoid_forward(sl_var *out) {
     sl__vexp(o, o, n);
     for (size_t i = 0; i < n; i++) o[i] = x[i] >= 0 ? 1.0 / (1.0 + o[i]) : o[i] / (1.0 + o[i]);
 }
-// The macros below take expressions ("g * a") that clang-format mistakes for
-// declarations, so it leaves them alone.
 // clang-format off
-SL__MAP_RULES(sigmoid, g * a * (1.0 - a))
-/* a = tanh z;  da/dz = 1 - a^2 */
+SL__MAP_RULES(sigmoid, SL__D_SIGMOID)
 static void tanh_forward(sl_var *out) { sl__vtanh(out->val, out->in[0]->val, out->n); }
-SL__MAP_RULES(tanh, g * (1.0 - a * a))
-/* a = max(0, z) (NaN propagates);  da/dz = 1 for a > 0, else 0 (z = 0: 0, as PyTorch) */
-SL__MAP_OP(relu, z > 0 ? z : (z <= 0 ? 0.0 : z), a > 0 ? g : 0.0)
-/* a = z for z > 0, alpha z otherwise;  da/dz = 1 for z > 0, else alpha (z = 0: alpha) */
-SL__MAP_OP(leaky_relu, z > 0 ? z : alpha * z, z > 0 ? g : g * alpha)
-
-/* softplus = log(1+e^z) as max(z,0) + log1p(e^-|z|): the exp never overflows
- * and log1p keeps the digits of a tiny e^-|z|. Beyond PyTorch's threshold 20
- * the output is z itself (and the slope exactly 1). */
-static inline double softplus1(double z) {
-    if (z > SOFTPLUS_THRESHOLD) return z;
-    return (z > 0 ? z : 0.0) + log1p(exp(-fabs(z)));
-}
-/* da/dz = sigmoid(z) = 1 - e^-a from the saved output (-expm1(-a) keeps the
- * digits when a, and so the slope, is tiny); 1 above the threshold. */
-SL__MAP_OP(softplus, softplus1(z), z > SOFTPLUS_THRESHOLD ? g : -g * expm1(-a))
-
-/* a = z for z > 0, alpha (e^z - 1) otherwise (expm1: exact near 0);
- * da/dz = 1 for z > 0, else alpha e^z = a + alpha from the saved output
- * (z = 0: alpha, as PyTorch). */
-SL__MAP_OP(elu, z > 0 ? z : alpha * expm1(z), z > 0 ? g : g * (a + alpha))
-
-/* silu = z sigmoid(z);  da/dz = s (1 + z (1 - s)), s = sigmoid(z) recomputed
- * from z: a = z s has no closed-form slope in a alone (it cannot recover s at z = 0). */
-static inline double silu_slope(double z) {
-    const double s = sl__sigmoid(z);
-    return s * (1.0 + z * (1.0 - s));
-}
-SL__MAP_OP(silu, z * sl__sigmoid(z), g * silu_slope(z))
-
-/* softsign = z/(1+|z|);  da/dz = 1/(1+|z|)^2 from z: the closed form
- * (1-|a|)^2 in the output cancels catastrophically once |z| is large, and
- * the input form costs no more (one division, no exp). */
-static inline double softsign_slope(double z) {
-    const double d = 1.0 + fabs(z);
-    return 1.0 / (d * d);
-}
-SL__MAP_OP(softsign, z / (1.0 + fabs(z)), g * softsign_slope(z))
-
-/* log_sigmoid = log(1/(1+e^-z)) = min(z,0) - log1p(e^-|z|): no overflow for
- * any z.  da/dz = 1 - sigmoid(z) = 1 - e^a from the saved output (-expm1(a):
- * exact both where the slope is ~1 and where it is tiny). */
-static inline double log_sigmoid1(double z) { return (z < 0 ? z : 0.0) - log1p(exp(-fabs(z))); }
-SL__MAP_OP(log_sigmoid, log_sigmoid1(z), -g * expm1(a))
+SL__MAP_RULES(tanh, SL__D_TANH)
+SL__MAP_OP(relu, SL__F_RELU, SL__D_RELU)
+SL__MAP_OP(leaky_relu, SL__F_LEAKY_RELU, SL__D_LEAKY_RELU)
+SL__MAP_OP(softplus, SL__F_SOFTPLUS, SL__D_SOFTPLUS)
+SL__MAP_OP(elu, SL__F_ELU, SL__D_ELU)
+SL__MAP_OP(silu, SL__F_SILU, SL__D_SILU)
+SL__MAP_OP(softsign, SL__F_SOFTSIGN, SL__D_SOFTSIGN)
+SL__MAP_OP(log_sigmoid, SL__F_LOG_SIGMOID, SL__D_LOG_SIGMOID)
 // clang-format on
 
-/* gelu, attrs.mode selects the form:
- *   SL_GELU_ERF   a = z Phi(z), Phi(z) = erfc(-z/sqrt2)/2 (= (1+erf(z/sqrt2))/2, without the
- *                 cancellation for z << 0);  da/dz = Phi(z) + z phi(z), phi the normal density
- *   SL_GELU_TANH  a = z/2 (1 + tanh u), u = sqrt(2/pi) (z + 0.044715 z^3) (PyTorch's formula);
- *                 da/dz = (1 + tanh u)/2 + z/2 (1 - tanh^2 u) sqrt(2/pi) (1 + 3*0.044715 z^2)
- * Both slopes come from z: neither has a closed form in the output. */
-static inline double gelu_erf(double z) { return 0.5 * z * erfc(-z * SQRT1_2); }
-static inline double gelu_erf_slope(double z) {
-    return 0.5 * erfc(-z * SQRT1_2) + z * INV_SQRT_2PI * exp(-0.5 * z * z);
-}
-static inline double gelu_tanh(double z) {
-    return 0.5 * z * (1.0 + tanh(SQRT_2_PI * (z + GELU_KAPPA * z * z * z)));
-}
-static inline double gelu_tanh_slope(double z) {
-    const double z2 = z * z, th = tanh(SQRT_2_PI * (z + GELU_KAPPA * z2 * z));
-    return 0.5 * (1.0 + th) + 0.5 * z * (1.0 - th * th) * SQRT_2_PI * (1.0 + 3.0 * GELU_KAPPA * z2);
-}
+/* gelu: attrs.mode picks the form (rules.h); one kernel per direction */
 static void gelu_forward(sl_var *out) {
     const double *x = out->in[0]->val;
     double *o = out->val;
     const size_t n = out->n;
     if (out->attrs->mode == SL_GELU_TANH)
-        for (size_t i = 0; i < n; i++) o[i] = gelu_tanh(x[i]);
+        for (size_t i = 0; i < n; i++) o[i] = sl__gelu_tanh(x[i]);
     else
-        for (size_t i = 0; i < n; i++) o[i] = gelu_erf(x[i]);
+        for (size_t i = 0; i < n; i++) o[i] = sl__gelu_erf(x[i]);
 }
 static void gelu_backward(sl_var *out) {
     double *dx = out->in[0]->grad;
@@ -117,17 +55,17 @@ static void gelu_backward(sl_var *out) {
     const double *x = out->in[0]->val, *g = out->grad;
     const size_t n = out->n;
     if (out->attrs->mode == SL_GELU_TANH)
-        for (size_t i = 0; i < n; i++) dx[i] += g[i] * gelu_tanh_slope(x[i]);
+        for (size_t i = 0; i < n; i++) dx[i] += g[i] * sl__gelu_tanh_slope(x[i]);
     else
-        for (size_t i = 0; i < n; i++) dx[i] += g[i] * gelu_erf_slope(x[i]);
+        for (size_t i = 0; i < n; i++) dx[i] += g[i] * sl__gelu_erf_slope(x[i]);
 }
 static void gelu_jvp(sl_var *out) {
     const double *x = out->in[0]->val, *tx = sl__tan(out->in[0]);
     const size_t n = out->n;
     if (out->attrs->mode == SL_GELU_TANH)
-        for (size_t i = 0; i < n; i++) sl__tanbuf(out)[i] = tx[i] * gelu_tanh_slope(x[i]);
+        for (size_t i = 0; i < n; i++) sl__tanbuf(out)[i] = tx[i] * sl__gelu_tanh_slope(x[i]);
     else
-        for (size_t i = 0; i < n; i++) sl__tanbuf(out)[i] = tx[i] * gelu_erf_slope(x[i]);
+        for (size_t i = 0; i < n; i++) sl__tanbuf(out)[i] = tx[i] * sl__gelu_erf_slope(x[i]);
 }
 
 static int alpha_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_attrs *a, int *ndim,
@@ -189,102 +127,106 @@ static const sl_op_case gelu_cases[] = {
 #define KINK_AT_0_SLOPE_ALPHA                                                                      \
     { .present = 1, .at = 0.0, .slope_is_alpha = 1 }
 
-enum {
-    SIGMOID,
-    TANH,
-    RELU,
-    LEAKY_RELU, /* the seed course's four, first */
-    SOFTPLUS,
-    ELU,
-    GELU,
-    SILU,
-    SOFTSIGN,
-    LOG_SIGMOID,
-    NOPS
-};
-
 const sl_op sl__activation_ops[] = {
-    [SIGMOID] =
+    [SL__ACT_SIGMOID] =
         ACT(sigmoid, "sl_sigmoid(t, x)", sl__shape_same, "a = 1/(1+e^-z) (no overflow for any z)",
             "da/dz = a(1-a), from the saved output", NULL, SL_DOMAIN_REAL, 0),
-    [TANH] = ACT(tanh, "sl_tanh(t, x)", sl__shape_same, "a = tanh z",
-                 "da/dz = 1-a^2, from the saved output", NULL, SL_DOMAIN_REAL, 0),
-    [RELU] =
+    [SL__ACT_TANH] = ACT(tanh, "sl_tanh(t, x)", sl__shape_same, "a = tanh z",
+                         "da/dz = 1-a^2, from the saved output", NULL, SL_DOMAIN_REAL, 0),
+    [SL__ACT_RELU] =
         ACTK(relu, "sl_relu(t, x)", sl__shape_same, "a = max(0, z)", "da/dz = 1 if z > 0 else 0",
              "z = 0: subgradient 0 (as PyTorch)", SL_DOMAIN_NONZERO, 0, KINK_AT_0_SLOPE_0),
-    [LEAKY_RELU] =
+    [SL__ACT_LEAKY_RELU] =
         ACTK(leaky_relu, "sl_leaky_relu(t, x, alpha)", alpha_shape, "a = z if z > 0 else alpha*z",
              "da/dz = 1 if z > 0 else alpha", "z = 0: alpha (as PyTorch)", SL_DOMAIN_NONZERO, 0.01,
              KINK_AT_0_SLOPE_ALPHA),
-    [SOFTPLUS] =
+    [SL__ACT_SOFTPLUS] =
         ACT(softplus, "sl_softplus(t, x)", sl__shape_same,
             "a = log(1+e^z) = max(z,0) + log1p(e^-|z|); a = z for z > 20 (PyTorch: beta 1, "
             "threshold 20)",
             "da/dz = sigmoid(z) = 1-e^-a, from the saved output; 1 for z > 20", NULL,
             SL_DOMAIN_REAL, 0),
-    [ELU] = {.name = "elu",
-             .arity = 1,
-             .shape = alpha_shape,
-             .forward = elu_forward,
-             .backward = elu_backward,
-             .jvp = elu_jvp,
-             .signature = "sl_elu(t, x, alpha)",
-             .formula = "a = z if z > 0 else alpha*(e^z-1) (alpha finite)",
-             .derivative = "da/dz = 1 if z > 0 else a+alpha (= alpha*e^z), from the saved output",
-             .kinks = "z = 0: alpha (as PyTorch); a kink unless alpha = 1",
-             .kink = KINK_AT_0_SLOPE_ALPHA, /* backward at 0: g*(a+alpha) with a = 0 */
-             .domain = {SL_DOMAIN_NONZERO},
-             .kind = SL_KIND_CUSTOM,
-             .cases = elu_cases,
-             .ncases = N(elu_cases),
-             .defaults = {.alpha = 1.0}},
-    [GELU] = {.name = "gelu",
-              .arity = 1,
-              .shape = gelu_shape,
-              .forward = gelu_forward,
-              .backward = gelu_backward,
-              .jvp = gelu_jvp,
-              .signature = "sl_gelu(t, x, approx)",
-              .formula = "SL_GELU_ERF: a = z*Phi(z) = z/2 (1+erf(z/sqrt2)); SL_GELU_TANH: "
-                         "a = z/2 (1+tanh(sqrt(2/pi) (z+0.044715 z^3)))",
-              .derivative = "ERF: da/dz = Phi(z) + z*phi(z); TANH: da/dz = (1+th)/2 + z/2 (1-th^2) "
-                            "sqrt(2/pi) (1+3*0.044715 z^2), th the tanh above; both from the input",
-              .domain = {SL_DOMAIN_REAL},
-              .kind = SL_KIND_CUSTOM,
-              .cases = gelu_cases,
-              .ncases = N(gelu_cases)},
-    [SILU] = ACT(silu, "sl_silu(t, x)", sl__shape_same, "a = z*sigmoid(z)",
-                 "da/dz = s(1+z(1-s)), s = sigmoid(z) recomputed from the input (no closed form "
-                 "in a)",
-                 NULL, SL_DOMAIN_REAL, 0),
-    [SOFTSIGN] = ACT(softsign, "sl_softsign(t, x)", sl__shape_same, "a = z/(1+|z|)",
-                     "da/dz = 1/(1+|z|)^2, from the input (the output form (1-|a|)^2 loses digits "
-                     "for large |z|)",
-                     NULL, SL_DOMAIN_REAL, 0),
-    [LOG_SIGMOID] =
+    [SL__ACT_ELU] = {.name = "elu",
+                     .arity = 1,
+                     .shape = alpha_shape,
+                     .forward = elu_forward,
+                     .backward = elu_backward,
+                     .jvp = elu_jvp,
+                     .signature = "sl_elu(t, x, alpha)",
+                     .formula = "a = z if z > 0 else alpha*(e^z-1) (alpha finite)",
+                     .derivative =
+                         "da/dz = 1 if z > 0 else a+alpha (= alpha*e^z), from the saved output",
+                     .kinks = "z = 0: alpha (as PyTorch); a kink unless alpha = 1",
+                     .kink = KINK_AT_0_SLOPE_ALPHA, /* backward at 0: g*(a+alpha) with a = 0 */
+                     .domain = {SL_DOMAIN_NONZERO},
+                     .kind = SL_KIND_CUSTOM,
+                     .cases = elu_cases,
+                     .ncases = N(elu_cases),
+                     .defaults = {.alpha = 1.0}},
+    [SL__ACT_GELU] = {.name = "gelu",
+                      .arity = 1,
+                      .shape = gelu_shape,
+                      .forward = gelu_forward,
+                      .backward = gelu_backward,
+                      .jvp = gelu_jvp,
+                      .signature = "sl_gelu(t, x, approx)",
+                      .formula = "SL_GELU_ERF: a = z*Phi(z) = z/2 (1+erf(z/sqrt2)); SL_GELU_TANH: "
+                                 "a = z/2 (1+tanh(sqrt(2/pi) (z+0.044715 z^3)))",
+                      .derivative =
+                          "ERF: da/dz = Phi(z) + z*phi(z); TANH: da/dz = (1+th)/2 + z/2 (1-th^2) "
+                          "sqrt(2/pi) (1+3*0.044715 z^2), th the tanh above; both from the input",
+                      .domain = {SL_DOMAIN_REAL},
+                      .kind = SL_KIND_CUSTOM,
+                      .cases = gelu_cases,
+                      .ncases = N(gelu_cases)},
+    [SL__ACT_SILU] =
+        ACT(silu, "sl_silu(t, x)", sl__shape_same, "a = z*sigmoid(z)",
+            "da/dz = s(1+z(1-s)), s = sigmoid(z) recomputed from the input (no closed form "
+            "in a)",
+            NULL, SL_DOMAIN_REAL, 0),
+    [SL__ACT_SOFTSIGN] =
+        ACT(softsign, "sl_softsign(t, x)", sl__shape_same, "a = z/(1+|z|)",
+            "da/dz = 1/(1+|z|)^2, from the input (the output form (1-|a|)^2 loses digits "
+            "for large |z|)",
+            NULL, SL_DOMAIN_REAL, 0),
+    [SL__ACT_LOG_SIGMOID] =
         ACT(log_sigmoid, "sl_log_sigmoid(t, x)", sl__shape_same,
             "a = log(1/(1+e^-z)) = min(z,0) - log1p(e^-|z|) (no overflow for any z)",
             "da/dz = 1-sigmoid(z) = 1-e^a, from the saved output", NULL, SL_DOMAIN_REAL, 0),
 };
-const int sl__activation_nops = NOPS;
+const int sl__activation_nops = SL__ACT_NOPS;
 
 #define OPS sl__activation_ops
-sl_var *sl_sigmoid(sl_tape *t, sl_var *x) { return sl__apply1(t, &OPS[SIGMOID], x, NULL); }
-sl_var *sl_tanh(sl_tape *t, sl_var *x) { return sl__apply1(t, &OPS[TANH], x, NULL); }
-sl_var *sl_relu(sl_tape *t, sl_var *x) { return sl__apply1(t, &OPS[RELU], x, NULL); }
+sl_var *sl_sigmoid(sl_tape *t, sl_var *x) {
+    return sl__s_apply1(t, &OPS[SL__ACT_SIGMOID], SL__S_SIGMOID, x, NULL);
+}
+sl_var *sl_tanh(sl_tape *t, sl_var *x) {
+    return sl__s_apply1(t, &OPS[SL__ACT_TANH], SL__S_TANH, x, NULL);
+}
+sl_var *sl_relu(sl_tape *t, sl_var *x) {
+    return sl__s_apply1(t, &OPS[SL__ACT_RELU], SL__S_RELU, x, NULL);
+}
 sl_var *sl_leaky_relu(sl_tape *t, sl_var *x, double alpha) {
     sl_attrs a = {.alpha = alpha};
-    return sl__apply1(t, &OPS[LEAKY_RELU], x, &a);
+    return sl__s_apply1(t, &OPS[SL__ACT_LEAKY_RELU], SL__S_LEAKY_RELU, x, &a);
 }
-sl_var *sl_softplus(sl_tape *t, sl_var *x) { return sl__apply1(t, &OPS[SOFTPLUS], x, NULL); }
-sl_var *sl_silu(sl_tape *t, sl_var *x) { return sl__apply1(t, &OPS[SILU], x, NULL); }
-sl_var *sl_softsign(sl_tape *t, sl_var *x) { return sl__apply1(t, &OPS[SOFTSIGN], x, NULL); }
-sl_var *sl_log_sigmoid(sl_tape *t, sl_var *x) { return sl__apply1(t, &OPS[LOG_SIGMOID], x, NULL); }
+sl_var *sl_softplus(sl_tape *t, sl_var *x) {
+    return sl__s_apply1(t, &OPS[SL__ACT_SOFTPLUS], SL__S_SOFTPLUS, x, NULL);
+}
+sl_var *sl_silu(sl_tape *t, sl_var *x) {
+    return sl__s_apply1(t, &OPS[SL__ACT_SILU], SL__S_SILU, x, NULL);
+}
+sl_var *sl_softsign(sl_tape *t, sl_var *x) {
+    return sl__s_apply1(t, &OPS[SL__ACT_SOFTSIGN], SL__S_SOFTSIGN, x, NULL);
+}
+sl_var *sl_log_sigmoid(sl_tape *t, sl_var *x) {
+    return sl__s_apply1(t, &OPS[SL__ACT_LOG_SIGMOID], SL__S_LOG_SIGMOID, x, NULL);
+}
 sl_var *sl_elu(sl_tape *t, sl_var *x, double alpha) {
     sl_attrs a = {.alpha = alpha};
-    return sl__apply1(t, &OPS[ELU], x, &a);
+    return sl__s_apply1(t, &OPS[SL__ACT_ELU], SL__S_ELU, x, &a);
 }
 sl_var *sl_gelu(sl_tape *t, sl_var *x, int approx) {
     sl_attrs a = {.mode = approx};
-    return sl__apply1(t, &OPS[GELU], x, &a);
+    return sl__s_apply1(t, &OPS[SL__ACT_GELU], sl__s_code(&OPS[SL__ACT_GELU], &a), x, &a);
 }

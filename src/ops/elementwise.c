@@ -89,19 +89,18 @@ static void div_jvp(sl_var *out) { /* t = (ta - out tb) / b */
 // The macros below take expressions ("g * a") that clang-format mistakes for
 // declarations, so it leaves them alone.
 // clang-format off
-SL__MAP_OP(neg, -z, -g)
+SL__MAP_OP(neg, SL__F_NEG, SL__D_NEG)
 /* exp and log run their forward loops through the vector kernels (vmath.c) */
 static void exp_forward(sl_var *out) { sl__vexp(out->val, out->in[0]->val, out->n); }
-SL__MAP_RULES(exp, g * a) /* d/dz e^z = e^z: the saved output */
+SL__MAP_RULES(exp, SL__D_EXP)
 static void log_forward(sl_var *out) { sl__vlog(out->val, out->in[0]->val, out->n); }
-SL__MAP_RULES(log, g / z)
-SL__MAP_OP(sqrt, sqrt(z), g * 0.5 / a)                   /* 1/(2 sqrt z) from the saved output */
-SL__MAP_OP(abs, fabs(z), z > 0 ? g : (z < 0 ? -g : 0.0)) /* sign(0) = 0, as PyTorch */
-SL__MAP_OP(square, z * z, g * 2.0 * z)
-SL__MAP_OP(sin, sin(z), g * cos(z))
-SL__MAP_OP(cos, cos(z), -g * sin(z))
-/* p = alpha; PyTorch masks p == 0 to a zero gradient (0 * x^-1 would be NaN at 0) */
-SL__MAP_OP(pow, pow(z, alpha), alpha == 0.0 ? 0.0 : g * alpha * pow(z, alpha - 1.0))
+SL__MAP_RULES(log, SL__D_LOG)
+SL__MAP_OP(sqrt, SL__F_SQRT, SL__D_SQRT)
+SL__MAP_OP(abs, SL__F_ABS, SL__D_ABS)
+SL__MAP_OP(square, SL__F_SQUARE, SL__D_SQUARE)
+SL__MAP_OP(sin, SL__F_SIN, SL__D_SIN)
+SL__MAP_OP(cos, SL__F_COS, SL__D_COS)
+SL__MAP_OP(pow, SL__F_POW, SL__D_POW)
 // clang-format on
 
 static int pow_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_attrs *a, int *ndim,
@@ -133,80 +132,104 @@ static const sl_op_case pow_cases[] = {
         .derivative = D, .domain = {DOM}, .kind = SL_KIND_MAP                                      \
     }
 
-enum { ADD, SUB, MUL, DIV, NEG, EXP, LOG, SQRT, ABS, SQUARE, SIN, COS, POW, NOPS };
-
 const sl_op sl__elementwise_ops[] = {
-    [ADD] =
+    [SL__EW_ADD] =
         ZIP(add, "sl_add(t, a, b)", "out = a + b", "da = g, db = g (summed over broadcast axes)"),
-    [SUB] =
+    [SL__EW_SUB] =
         ZIP(sub, "sl_sub(t, a, b)", "out = a - b", "da = g, db = -g (summed over broadcast axes)"),
-    [MUL] = ZIP(mul, "sl_mul(t, a, b)", "out = a * b",
-                "da = g*b, db = g*a (summed over broadcast axes)"),
-    [DIV] = {.name = "div",
-             .arity = 2,
-             .shape = sl__shape_bcast,
-             .forward = div_forward,
-             .backward = div_backward,
-             .jvp = div_jvp,
-             .signature = "sl_div(t, a, b)",
-             .formula = "out = a / b",
-             .derivative = "da = g/b, db = -g*out/b (summed over broadcast axes)",
-             .kinks = "pole at b = 0 (IEEE: +-inf or NaN)",
-             .domain = {SL_DOMAIN_REAL, SL_DOMAIN_NONZERO},
-             .kind = SL_KIND_ZIP},
-    [NEG] = MAP(neg, "sl_neg(t, x)", "a = -z", "da/dz = -1", SL_DOMAIN_REAL),
-    [EXP] = MAP(exp, "sl_exp(t, x)", "a = e^z", "da/dz = a (the saved output)", SL_DOMAIN_REAL),
-    [LOG] = MAP(log, "sl_log(t, x)", "a = ln z", "da/dz = 1/z (z <= 0 gives NaN/-inf, IEEE)",
-                SL_DOMAIN_POSITIVE),
-    [SQRT] = MAP(sqrt, "sl_sqrt(t, x)", "a = sqrt(z)", "da/dz = 1/(2a) (the saved output)",
-                 SL_DOMAIN_POSITIVE),
-    [ABS] = {.name = "abs",
-             .arity = 1,
-             .shape = sl__shape_same,
-             .forward = abs_forward,
-             .backward = abs_backward,
-             .jvp = abs_jvp,
-             .signature = "sl_abs(t, x)",
-             .formula = "a = |z|",
-             .derivative = "da/dz = sign(z)",
-             .kinks = "z = 0: subgradient 0 (as PyTorch)",
-             .kink = {.present = 1, .at = 0.0, .slope = 0.0},
-             .domain = {SL_DOMAIN_NONZERO},
-             .kind = SL_KIND_MAP},
-    [SQUARE] = MAP(square, "sl_square(t, x)", "a = z^2", "da/dz = 2z", SL_DOMAIN_REAL),
-    [SIN] = MAP(sin, "sl_sin(t, x)", "a = sin z", "da/dz = cos z", SL_DOMAIN_REAL),
-    [COS] = MAP(cos, "sl_cos(t, x)", "a = cos z", "da/dz = -sin z", SL_DOMAIN_REAL),
-    [POW] = {.name = "pow",
-             .arity = 1,
-             .shape = pow_shape,
-             .forward = pow_forward,
-             .backward = pow_backward,
-             .jvp = pow_jvp,
-             .signature = "sl_pow(t, x, p)",
-             .formula = "a = z^p",
-             .derivative = "da/dz = p z^(p-1); 0 when p = 0",
-             .kinks = "z = 0 with p < 1: infinite slope (IEEE); z < 0 with non-integer p: NaN",
-             .domain = {SL_DOMAIN_POSITIVE},
-             .kind = SL_KIND_CUSTOM,
-             .cases = pow_cases,
-             .ncases = (int)(sizeof pow_cases / sizeof pow_cases[0])},
+    [SL__EW_MUL] = ZIP(mul, "sl_mul(t, a, b)", "out = a * b",
+                       "da = g*b, db = g*a (summed over broadcast axes)"),
+    [SL__EW_DIV] = {.name = "div",
+                    .arity = 2,
+                    .shape = sl__shape_bcast,
+                    .forward = div_forward,
+                    .backward = div_backward,
+                    .jvp = div_jvp,
+                    .signature = "sl_div(t, a, b)",
+                    .formula = "out = a / b",
+                    .derivative = "da = g/b, db = -g*out/b (summed over broadcast axes)",
+                    .kinks = "pole at b = 0 (IEEE: +-inf or NaN)",
+                    .domain = {SL_DOMAIN_REAL, SL_DOMAIN_NONZERO},
+                    .kind = SL_KIND_ZIP},
+    [SL__EW_NEG] = MAP(neg, "sl_neg(t, x)", "a = -z", "da/dz = -1", SL_DOMAIN_REAL),
+    [SL__EW_EXP] =
+        MAP(exp, "sl_exp(t, x)", "a = e^z", "da/dz = a (the saved output)", SL_DOMAIN_REAL),
+    [SL__EW_LOG] = MAP(log, "sl_log(t, x)", "a = ln z", "da/dz = 1/z (z <= 0 gives NaN/-inf, IEEE)",
+                       SL_DOMAIN_POSITIVE),
+    [SL__EW_SQRT] = MAP(sqrt, "sl_sqrt(t, x)", "a = sqrt(z)", "da/dz = 1/(2a) (the saved output)",
+                        SL_DOMAIN_POSITIVE),
+    [SL__EW_ABS] = {.name = "abs",
+                    .arity = 1,
+                    .shape = sl__shape_same,
+                    .forward = abs_forward,
+                    .backward = abs_backward,
+                    .jvp = abs_jvp,
+                    .signature = "sl_abs(t, x)",
+                    .formula = "a = |z|",
+                    .derivative = "da/dz = sign(z)",
+                    .kinks = "z = 0: subgradient 0 (as PyTorch)",
+                    .kink = {.present = 1, .at = 0.0, .slope = 0.0},
+                    .domain = {SL_DOMAIN_NONZERO},
+                    .kind = SL_KIND_MAP},
+    [SL__EW_SQUARE] = MAP(square, "sl_square(t, x)", "a = z^2", "da/dz = 2z", SL_DOMAIN_REAL),
+    [SL__EW_SIN] = MAP(sin, "sl_sin(t, x)", "a = sin z", "da/dz = cos z", SL_DOMAIN_REAL),
+    [SL__EW_COS] = MAP(cos, "sl_cos(t, x)", "a = cos z", "da/dz = -sin z", SL_DOMAIN_REAL),
+    [SL__EW_POW] = {.name = "pow",
+                    .arity = 1,
+                    .shape = pow_shape,
+                    .forward = pow_forward,
+                    .backward = pow_backward,
+                    .jvp = pow_jvp,
+                    .signature = "sl_pow(t, x, p)",
+                    .formula = "a = z^p",
+                    .derivative = "da/dz = p z^(p-1); 0 when p = 0",
+                    .kinks =
+                        "z = 0 with p < 1: infinite slope (IEEE); z < 0 with non-integer p: NaN",
+                    .domain = {SL_DOMAIN_POSITIVE},
+                    .kind = SL_KIND_CUSTOM,
+                    .cases = pow_cases,
+                    .ncases = (int)(sizeof pow_cases / sizeof pow_cases[0])},
 };
-const int sl__elementwise_nops = NOPS;
+const int sl__elementwise_nops = SL__EW_NOPS;
 
 #define OPS sl__elementwise_ops
-sl_var *sl_add(sl_tape *t, sl_var *a, sl_var *b) { return sl__apply2(t, &OPS[ADD], a, b, NULL); }
-sl_var *sl_sub(sl_tape *t, sl_var *a, sl_var *b) { return sl__apply2(t, &OPS[SUB], a, b, NULL); }
-sl_var *sl_mul(sl_tape *t, sl_var *a, sl_var *b) { return sl__apply2(t, &OPS[MUL], a, b, NULL); }
-sl_var *sl_div(sl_tape *t, sl_var *a, sl_var *b) { return sl__apply2(t, &OPS[DIV], a, b, NULL); }
-sl_var *sl_neg(sl_tape *t, sl_var *x) { return sl__apply1(t, &OPS[NEG], x, NULL); }
-sl_var *sl_exp(sl_tape *t, sl_var *x) { return sl__apply1(t, &OPS[EXP], x, NULL); }
-sl_var *sl_log(sl_tape *t, sl_var *x) { return sl__apply1(t, &OPS[LOG], x, NULL); }
-sl_var *sl_sqrt(sl_tape *t, sl_var *x) { return sl__apply1(t, &OPS[SQRT], x, NULL); }
-sl_var *sl_abs(sl_tape *t, sl_var *x) { return sl__apply1(t, &OPS[ABS], x, NULL); }
-sl_var *sl_square(sl_tape *t, sl_var *x) { return sl__apply1(t, &OPS[SQUARE], x, NULL); }
-sl_var *sl_sin(sl_tape *t, sl_var *x) { return sl__apply1(t, &OPS[SIN], x, NULL); }
-sl_var *sl_cos(sl_tape *t, sl_var *x) { return sl__apply1(t, &OPS[COS], x, NULL); }
+sl_var *sl_add(sl_tape *t, sl_var *a, sl_var *b) {
+    return sl__s_apply2(t, &OPS[SL__EW_ADD], SL__S_ADD, a, b);
+}
+sl_var *sl_sub(sl_tape *t, sl_var *a, sl_var *b) {
+    return sl__s_apply2(t, &OPS[SL__EW_SUB], SL__S_SUB, a, b);
+}
+sl_var *sl_mul(sl_tape *t, sl_var *a, sl_var *b) {
+    return sl__s_apply2(t, &OPS[SL__EW_MUL], SL__S_MUL, a, b);
+}
+sl_var *sl_div(sl_tape *t, sl_var *a, sl_var *b) {
+    return sl__s_apply2(t, &OPS[SL__EW_DIV], SL__S_DIV, a, b);
+}
+sl_var *sl_neg(sl_tape *t, sl_var *x) {
+    return sl__s_apply1(t, &OPS[SL__EW_NEG], SL__S_NEG, x, NULL);
+}
+sl_var *sl_exp(sl_tape *t, sl_var *x) {
+    return sl__s_apply1(t, &OPS[SL__EW_EXP], SL__S_EXP, x, NULL);
+}
+sl_var *sl_log(sl_tape *t, sl_var *x) {
+    return sl__s_apply1(t, &OPS[SL__EW_LOG], SL__S_LOG, x, NULL);
+}
+sl_var *sl_sqrt(sl_tape *t, sl_var *x) {
+    return sl__s_apply1(t, &OPS[SL__EW_SQRT], SL__S_SQRT, x, NULL);
+}
+sl_var *sl_abs(sl_tape *t, sl_var *x) {
+    return sl__s_apply1(t, &OPS[SL__EW_ABS], SL__S_ABS, x, NULL);
+}
+sl_var *sl_square(sl_tape *t, sl_var *x) {
+    return sl__s_apply1(t, &OPS[SL__EW_SQUARE], SL__S_SQUARE, x, NULL);
+}
+sl_var *sl_sin(sl_tape *t, sl_var *x) {
+    return sl__s_apply1(t, &OPS[SL__EW_SIN], SL__S_SIN, x, NULL);
+}
+sl_var *sl_cos(sl_tape *t, sl_var *x) {
+    return sl__s_apply1(t, &OPS[SL__EW_COS], SL__S_COS, x, NULL);
+}
 sl_var *sl_pow(sl_tape *t, sl_var *x, double p) {
     sl_attrs a = {.alpha = p};
-    return sl__apply1(t, &OPS[POW], x, &a);
+    return sl__s_apply1(t, &OPS[SL__EW_POW], SL__S_POW, x, &a);
 }

@@ -8,17 +8,9 @@
 #define SLOPE_OPS_MAP_H
 
 #include "../internal.h"
+#include "rules.h"
 
 #include <math.h>
-
-/* The logistic function without overflow for any z: for z < 0 it uses
- * e^z/(1+e^z), whose exp cannot overflow. Shared by sigmoid, silu and
- * bce_with_logits. */
-static inline double sl__sigmoid(double z) {
-    if (z >= 0) return 1.0 / (1.0 + exp(-z));
-    const double e = exp(z);
-    return e / (1.0 + e);
-}
 
 /* x seen around one axis as (outer, len, inner): outer = prod(dims[:ax]),
  * len = dims[ax], inner = prod(dims[ax+1:]); SL_ALL is (1, numel, 1). The

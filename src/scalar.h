@@ -1,0 +1,129 @@
+/*
+ * scalar.h - the rules of scalar nodes (internal.h: sl__snode), inline so the
+ * sweeps in tape.c run them without a call per node. The unary expressions
+ * are rules.h's, the ones the tensor kernels expand; the binary ones are
+ * elementwise.c's, element for element.
+ */
+#ifndef SLOPE_SCALAR_H
+#define SLOPE_SCALAR_H
+
+#include "internal.h"
+#include "ops/rules.h"
+
+/* The unary codes, for the switches below. */
+#define SL__S_UNARY(X)                                                                             \
+    X(NEG)                                                                                         \
+    X(EXP)                                                                                         \
+    X(LOG)                                                                                         \
+    X(SQRT)                                                                                        \
+    X(ABS)                                                                                         \
+    X(SQUARE)                                                                                      \
+    X(SIN)                                                                                         \
+    X(COS)                                                                                         \
+    X(SIGMOID)                                                                                     \
+    X(TANH)                                                                                        \
+    X(RELU)                                                                                        \
+    X(SOFTPLUS)                                                                                    \
+    X(SILU)                                                                                        \
+    X(SOFTSIGN)                                                                                    \
+    X(LOG_SIGMOID)                                                                                 \
+    X(GELU_ERF)                                                                                    \
+    X(GELU_TANH)                                                                                   \
+    X(POW)                                                                                         \
+    X(LEAKY_RELU)                                                                                  \
+    X(ELU)
+
+/* The attribute of s (0 for codes without one). */
+static inline double sl__s_alpha(const sl__snode *s) {
+    return SL__S_HAS_P(s->code) ? s->arg[1].p : 0.0;
+}
+
+/* s's value from its inputs' values. */
+static inline double sl__s_eval(const sl__snode *s) {
+    const double z = s->arg[0].x->val;
+    switch (s->code) {
+    case SL__S_ADD:
+        return z + s->arg[1].x->val;
+    case SL__S_SUB:
+        return z - s->arg[1].x->val;
+    case SL__S_MUL:
+        return z * s->arg[1].x->val;
+    case SL__S_DIV:
+        return z / s->arg[1].x->val;
+#define X(C)                                                                                       \
+    case SL__S_##C: {                                                                              \
+        const double alpha = sl__s_alpha(s);                                                       \
+        (void)alpha;                                                                               \
+        return SL__F_##C;                                                                          \
+    }
+        SL__S_UNARY(X)
+#undef X
+    }
+    return s->val; /* a leaf */
+}
+
+/* Add s's gradient times its local slopes into its inputs' gradient slots
+ * (unconditionally: a slot without SL__NODE_GRAD is never read). */
+static inline void sl__s_backward(sl__snode *s) {
+    sl__snode *x = s->arg[0].x;
+    const double g = s->grad;
+    switch (s->code) {
+    case SL__S_ADD:
+        x->grad += g;
+        s->arg[1].x->grad += g;
+        return;
+    case SL__S_SUB:
+        x->grad += g;
+        s->arg[1].x->grad -= g;
+        return;
+    case SL__S_MUL: {
+        sl__snode *y = s->arg[1].x;
+        x->grad += g * y->val;
+        y->grad += g * x->val;
+        return;
+    }
+    case SL__S_DIV: {
+        sl__snode *y = s->arg[1].x;
+        x->grad += g / y->val;
+        y->grad -= g * s->val / y->val;
+        return;
+    }
+#define X(C)                                                                                       \
+    case SL__S_##C: {                                                                              \
+        const double z = x->val, a = s->val, alpha = sl__s_alpha(s);                               \
+        (void)z, (void)a, (void)alpha;                                                             \
+        x->grad += SL__D_##C;                                                                      \
+        return;                                                                                    \
+    }
+        SL__S_UNARY(X)
+#undef X
+    }
+}
+
+/* s's tangent from its inputs' tangents ta, tb (NULL = zero), as the tensor
+ * tangent rules compute it. */
+static inline double sl__s_jvp(const sl__snode *s, const double *ta, const double *tb) {
+    const sl__snode *x = s->arg[0].x;
+    const double TA = ta ? *ta : 0.0, TB = tb ? *tb : 0.0;
+    switch (s->code) {
+    case SL__S_ADD:
+        return TA + TB;
+    case SL__S_SUB:
+        return TA - TB;
+    case SL__S_MUL:
+        return TA * s->arg[1].x->val + x->val * TB;
+    case SL__S_DIV:
+        return (TA - s->val * TB) / s->arg[1].x->val;
+#define X(C)                                                                                       \
+    case SL__S_##C: {                                                                              \
+        const double z = x->val, a = s->val, alpha = sl__s_alpha(s), g = TA;                       \
+        (void)z, (void)a, (void)alpha;                                                             \
+        return SL__D_##C;                                                                          \
+    }
+        SL__S_UNARY(X)
+#undef X
+    }
+    return 0.0;
+}
+
+#endif
