@@ -66,3 +66,30 @@ int sl__s_code(const sl_op *op, const sl_attrs *a) {
     }
     return 0;
 }
+
+double sl__s_eval1(const sl__snode *s, double z) {
+    const double alpha = sl__s_alpha(s);
+    (void)alpha;
+    switch (s->code) {
+#define X(C)                                                                                       \
+    case SL__S_##C:                                                                                \
+        return SL__F_##C;
+        SL__S_UNARY(X)
+#undef X
+    }
+    return s->val;
+}
+
+double sl__s_backward1(sl__snode *s, double g) {
+    sl__snode *x = s->arg[0].x;
+    const double z = x->val, a = s->val, alpha = sl__s_alpha(s);
+    (void)z, (void)a, (void)alpha;
+    switch (s->code) {
+#define X(C)                                                                                       \
+    case SL__S_##C:                                                                                \
+        return x->grad = x->grad + SL__D_##C;
+        SL__S_UNARY(X)
+#undef X
+    }
+    return x->grad;
+}

@@ -38,9 +38,14 @@ static inline double sl__s_alpha(const sl__snode *s) {
     return SL__S_HAS_P(s->code) ? s->arg[1].p : 0.0;
 }
 
-/* s's value from its inputs' values. */
-static inline double sl__s_eval(const sl__snode *s) {
-    const double z = s->arg[0].x->val;
+/* The unary rules are out of line (scalar.c): they call libm, and a call
+ * inside the sweeps' loops would make the compiler keep the values those
+ * loops carry from node to node in memory rather than in registers. */
+double sl__s_eval1(const sl__snode *s, double z);
+double sl__s_backward1(sl__snode *s, double g);
+
+/* s's value from its inputs' values, z the first input's. */
+static inline double sl__s_eval_z(const sl__snode *s, double z) {
     switch (s->code) {
     case SL__S_ADD:
         return z + s->arg[1].x->val;
@@ -50,54 +55,40 @@ static inline double sl__s_eval(const sl__snode *s) {
         return z * s->arg[1].x->val;
     case SL__S_DIV:
         return z / s->arg[1].x->val;
-#define X(C)                                                                                       \
-    case SL__S_##C: {                                                                              \
-        const double alpha = sl__s_alpha(s);                                                       \
-        (void)alpha;                                                                               \
-        return SL__F_##C;                                                                          \
+    case SL__S_LEAF:
+        return s->val;
     }
-        SL__S_UNARY(X)
-#undef X
-    }
-    return s->val; /* a leaf */
+    return sl__s_eval1(s, z);
 }
+static inline double sl__s_eval(const sl__snode *s) { return sl__s_eval_z(s, s->arg[0].x->val); }
 
-/* Add s's gradient times its local slopes into its inputs' gradient slots
- * (unconditionally: a slot without SL__NODE_GRAD is never read). */
-static inline void sl__s_backward(sl__snode *s) {
-    sl__snode *x = s->arg[0].x;
-    const double g = s->grad;
+/* Add g (s's gradient) times s's local slopes into its inputs' gradient
+ * slots (unconditionally: a slot without SL__NODE_GRAD is never read).
+ * Returns the first input's gradient as it now stands, so the sweep can
+ * carry it in a register to the next node when that is the input (a chain)
+ * instead of reading back what it just stored. */
+static inline double sl__s_backward(sl__snode *s, double g) {
+    sl__snode *x = s->arg[0].x, *y = s->arg[1].x;
+    double gx;
     switch (s->code) {
     case SL__S_ADD:
-        x->grad += g;
-        s->arg[1].x->grad += g;
-        return;
+        x->grad = gx = x->grad + g;
+        y->grad += g;
+        return y == x ? x->grad : gx;
     case SL__S_SUB:
-        x->grad += g;
-        s->arg[1].x->grad -= g;
-        return;
-    case SL__S_MUL: {
-        sl__snode *y = s->arg[1].x;
-        x->grad += g * y->val;
+        x->grad = gx = x->grad + g;
+        y->grad -= g;
+        return y == x ? x->grad : gx;
+    case SL__S_MUL:
+        x->grad = gx = x->grad + g * y->val;
         y->grad += g * x->val;
-        return;
-    }
-    case SL__S_DIV: {
-        sl__snode *y = s->arg[1].x;
-        x->grad += g / y->val;
+        return y == x ? x->grad : gx;
+    case SL__S_DIV:
+        x->grad = gx = x->grad + g / y->val;
         y->grad -= g * s->val / y->val;
-        return;
+        return y == x ? x->grad : gx;
     }
-#define X(C)                                                                                       \
-    case SL__S_##C: {                                                                              \
-        const double z = x->val, a = s->val, alpha = sl__s_alpha(s);                               \
-        (void)z, (void)a, (void)alpha;                                                             \
-        x->grad += SL__D_##C;                                                                      \
-        return;                                                                                    \
-    }
-        SL__S_UNARY(X)
-#undef X
-    }
+    return sl__s_backward1(s, g);
 }
 
 /* s's tangent from its inputs' tangents ta, tb (NULL = zero), as the tensor

@@ -720,6 +720,34 @@ static bool grads_finite(sl_tape *t, sl_var *v, const char *fname) {
     return true;
 }
 
+/* The reverse sweep's inner loop over a run of scalar nodes: nodes[i-1],
+ * nodes[i-2], ... down to the first tensor node; returns the index after
+ * it (0 if the run reached node 0). It carries a chain's gradient in a
+ * register: carry is the scalar node whose gradient the last rule left in
+ * carry_g, valid for the next node only. No calls here but the unary
+ * rules', so carry_g stays in a register. */
+static size_t s_sweep(sl_var *const *nodes, size_t i) {
+    const sl__snode *carry = NULL;
+    double carry_g = 0.0;
+    while (i > 0 && sl__is_s(nodes[i - 1])) {
+        sl__snode *s = sl__s(nodes[--i]);
+        const sl__snode *c = carry;
+        carry = NULL;
+        if (!(s->flags & SL__NODE_GRAD)) continue;
+        s->flags |= SL__NODE_SWEPT;
+        if (s->code == SL__S_LEAF) {
+            if (s->flags & SL__NODE_PARAM) { /* complete now: into the parameter's */
+                *s->arg[1].ext += s->grad;
+                s->grad = 0.0;
+            }
+            continue;
+        }
+        carry_g = sl__s_backward(s, s == c ? carry_g : s->grad);
+        carry = s->arg[0].x;
+    }
+    return i;
+}
+
 int sl__sweep(sl_tape *t, sl_var *y, const double *dy, const char *fname) {
     int rc = check_root(t, y, fname);
     if (rc != SL_OK) return rc;
@@ -729,20 +757,21 @@ int sl__sweep(sl_tape *t, sl_var *y, const double *dy, const char *fname) {
     if (gy)
         for (size_t i = 0, n = sl__n(y); i < n; i++) gy[i] += dy ? dy[i] : 1.0;
     const bool check = t->check & SL_CHECK_FINITE;
-    for (size_t i = (size_t)sl__id(y) + 1; i-- > 0;) {
-        sl_var *v = t->nodes[i];
-        if (sl__is_s(v)) {
+    for (size_t i = (size_t)sl__id(y) + 1; i > 0;) {
+        if (!check && (i = s_sweep(t->nodes, i)) == 0) break;
+        sl_var *v = t->nodes[--i];
+        if (sl__is_s(v)) { /* anomaly mode: one at a time, checked */
             sl__snode *s = sl__s(v);
             if (!(s->flags & SL__NODE_GRAD)) continue;
             s->flags |= SL__NODE_SWEPT;
             if (s->code == SL__S_LEAF) {
-                if (s->flags & SL__NODE_PARAM) { /* complete now: into the parameter's */
+                if (s->flags & SL__NODE_PARAM) {
                     *s->arg[1].ext += s->grad;
                     s->grad = 0.0;
                 }
                 continue;
             }
-            sl__s_backward(s);
+            sl__s_backward(s, s->grad);
         } else {
             if (!(v->flags & SL__NODE_GRAD)) continue;
             v->flags |= SL__NODE_SWEPT;
@@ -777,13 +806,35 @@ int sl_backward_seed(sl_tape *t, sl_var *y, const double *dy) {
     return sl__sweep(t, y, dy, "sl_backward_seed");
 }
 
+/* Replay's inner loop over a run of scalar nodes from nodes[i] up to the
+ * first tensor node; returns its index (n if none). A chain's value is
+ * carried in a register (prev, prev_val), as in s_sweep. Op-node gradients
+ * are zeroed on the way. */
+static size_t s_forward(sl_var *const *nodes, size_t i, size_t n) {
+    const sl__snode *prev = NULL;
+    double prev_val = 0.0;
+    for (; i < n && sl__is_s(nodes[i]); i++) {
+        sl__snode *s = sl__s(nodes[i]);
+        if (s->code == SL__S_LEAF) {
+            if (s->flags & SL__NODE_PARAM) s->val = *s->arg[0].ext;
+            continue;
+        }
+        const sl__snode *x = s->arg[0].x;
+        s->val = prev_val = sl__s_eval_z(s, x == prev ? prev_val : x->val);
+        s->grad = 0.0;
+        prev = s;
+    }
+    return i;
+}
+
 int sl_forward(sl_tape *t) {
     if (!t) return SL_EARG;
     if (t->status != SL_OK) return t->status;
     const bool check = t->check & SL_CHECK_FINITE;
     for (size_t i = 0; i < t->n; i++) {
+        if (!check && (i = s_forward(t->nodes, i, t->n)) == t->n) break;
         sl_var *v = t->nodes[i];
-        if (sl__is_s(v)) {
+        if (sl__is_s(v)) { /* anomaly mode: one at a time, checked */
             sl__snode *s = sl__s(v);
             if (s->code == SL__S_LEAF) {
                 if (s->flags & SL__NODE_PARAM) s->val = *s->arg[0].ext;
@@ -791,7 +842,7 @@ int sl_forward(sl_tape *t) {
             }
             s->val = sl__s_eval(s);
             s->grad = 0.0;
-            if (check && !finite_or_fail(t, v, &s->val, 1, "sl_forward", -1)) return t->status;
+            if (!finite_or_fail(t, v, &s->val, 1, "sl_forward", -1)) return t->status;
             continue;
         }
         if (!v->op || (v->flags & SL__NODE_VIEW)) continue;
