@@ -303,10 +303,13 @@ struct sl_op {
     sl_attrs defaults;       /* attributes used by the checks for KIND_MAP/ZIP */
 };
 
-/* Reading a node from inside an op's kernels. Kernels see tensor nodes: a
- * rank-0 scalar node given to an op reaches its kernels through a view (see
- * docs/design.md), which is what sl_in returns then. */
-const sl_var *sl_in(const sl_var *out, int k); /* input k of an op node */
+/* Reading a node from inside an op's kernels (and outside them). On a rank-0
+ * node that slope keeps as a compact scalar node (docs/design.md) they give
+ * the same answers, with two differences: sl_attrs_of rebuilds the
+ * attributes in a per-thread buffer, valid until the next sl_attrs_of call
+ * on that thread, and sl_tangent_data finds its tangent only while sl_jvp
+ * runs. */
+const sl_var *sl_in(const sl_var *out, int k); /* input k of an op node, as recorded */
 const sl_attrs *sl_attrs_of(const sl_var *v);
 double *sl_out_data(sl_var *out);         /* the node's value, writable */
 double *sl_grad_data(const sl_var *v);    /* writable gradient, NULL if none */
