@@ -720,6 +720,20 @@ static bool grads_finite(sl_tape *t, sl_var *v, const char *fname) {
     return true;
 }
 
+/* A scalar leaf reached by the sweep: an sl_use leaf's gradient is
+ * complete (every consumer came after it), so it goes into the parameter's. */
+static inline void s_leaf_swept(sl__snode *s) {
+    if (s->flags & SL__NODE_PARAM) {
+        *s->arg[1].ext += s->grad;
+        s->grad = 0.0;
+    }
+}
+
+/* A scalar leaf in a replay: an sl_use leaf takes the parameter's value again. */
+static inline void s_leaf_replayed(sl__snode *s) {
+    if (s->flags & SL__NODE_PARAM) s->val = *s->arg[0].ext;
+}
+
 /* The reverse sweep's inner loop over a run of scalar nodes: nodes[i-1],
  * nodes[i-2], ... down to the first tensor node; returns the index after
  * it (0 if the run reached node 0). It carries a chain's gradient in a
@@ -736,10 +750,7 @@ static size_t s_sweep(sl_var *const *nodes, size_t i) {
         if (!(s->flags & SL__NODE_GRAD)) continue;
         s->flags |= SL__NODE_SWEPT;
         if (s->code == SL__S_LEAF) {
-            if (s->flags & SL__NODE_PARAM) { /* complete now: into the parameter's */
-                *s->arg[1].ext += s->grad;
-                s->grad = 0.0;
-            }
+            s_leaf_swept(s);
             continue;
         }
         carry_g = sl__s_backward(s, s == c ? carry_g : s->grad);
@@ -765,10 +776,7 @@ int sl__sweep(sl_tape *t, sl_var *y, const double *dy, const char *fname) {
             if (!(s->flags & SL__NODE_GRAD)) continue;
             s->flags |= SL__NODE_SWEPT;
             if (s->code == SL__S_LEAF) {
-                if (s->flags & SL__NODE_PARAM) {
-                    *s->arg[1].ext += s->grad;
-                    s->grad = 0.0;
-                }
+                s_leaf_swept(s);
                 continue;
             }
             sl__s_backward(s, s->grad);
@@ -816,7 +824,7 @@ static size_t s_forward(sl_var *const *nodes, size_t i, size_t n) {
     for (; i < n && sl__is_s(nodes[i]); i++) {
         sl__snode *s = sl__s(nodes[i]);
         if (s->code == SL__S_LEAF) {
-            if (s->flags & SL__NODE_PARAM) s->val = *s->arg[0].ext;
+            s_leaf_replayed(s);
             continue;
         }
         const sl__snode *x = s->arg[0].x;
@@ -837,7 +845,7 @@ int sl_forward(sl_tape *t) {
         if (sl__is_s(v)) { /* anomaly mode: one at a time, checked */
             sl__snode *s = sl__s(v);
             if (s->code == SL__S_LEAF) {
-                if (s->flags & SL__NODE_PARAM) s->val = *s->arg[0].ext;
+                s_leaf_replayed(s);
                 continue;
             }
             s->val = sl__s_eval(s);

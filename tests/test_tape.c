@@ -692,11 +692,53 @@ static const char *oom_graph(sl_tape *t, double *out) {
     return failed;
 }
 
-Test(tape, out_of_memory_at_every_allocation) {
+/* The scalar-node version: a chain of scalar ops long enough to take several
+ * arena chunks and node-list growths, then tensor ops over scalar nodes
+ * (views) and back. */
+#define OOM_CHAIN 6000
+static const char *oom_scalar_graph(sl_tape *t, double *out) {
+    static const double V[3] = {0.5, -1.0, 2.0};
+    const char *failed = "";
+#define STEP(name, expr)                                                                           \
+    expr;                                                                                          \
+    if (!failed[0] && sl_tape_status(t) != SL_OK) failed = name;
+    STEP("sl_scalar", sl_var *a = sl_scalar(t, 0.3, SL_GRAD))
+    STEP("sl_scalar", sl_var *b = sl_scalar(t, 1.1, SL_GRAD))
+    sl_var *h = a;
+    for (int k = 0; k < OOM_CHAIN; k++) {
+        if (k % 3 == 0) {
+            STEP("sl_mul", h = sl_mul(t, h, b))
+        } else if (k % 3 == 1) {
+            STEP("sl_tanh", h = sl_tanh(t, h))
+        } else {
+            STEP("sl_add", h = sl_add(t, h, a))
+        }
+    }
+    STEP("sl_input", sl_var *v = sl_input(t, 1, (int[]){3}, V, SL_GRAD))
+    STEP("sl_mul", sl_var *p = sl_mul(t, v, h)) /* a view of h */
+    STEP("sl_sum", sl_var *s = sl_sum(t, p, SL_ALL, 0))
+    STEP("sl_add", sl_var *y = sl_add(t, s, b)) /* a tensor rank-0 node and a view of b */
+    STEP("sl_backward", int rc = sl_backward(t, y))
+#undef STEP
+    if (failed[0]) {
+        cr_expect_eq(rc, SL_ENOMEM, "sl_backward returns the sticky error");
+        if (strcmp(failed, "sl_backward") != 0) cr_expect_null(y, "the poison propagates");
+    } else {
+        cr_expect_eq(rc, SL_OK);
+        *out = sl_item(y) + sl_grad(a)[0] + sl_grad(b)[0] + sl_grad(v)[1];
+    }
+    return failed;
+}
+
+/* Run graph with an allocator that fails at allocation N, for N = 1, 2, ...
+ * until one run sees no failure: every failure must be a clean SL_ENOMEM
+ * named after the call that met it, leak nothing, and leave a tape that
+ * records the graph again after sl_tape_clear. */
+static void every_allocation(const char *(*graph)(sl_tape *, double *)) {
     double reference = NAN;
     {
         sl_tape *t = sl_tape_new();
-        cr_assert_str_eq(oom_graph(t, &reference), "");
+        cr_assert_str_eq(graph(t, &reference), "");
         sl_tape_free(t);
     }
     int failures_seen = 0, in_op = 0, in_backward = 0;
@@ -712,7 +754,7 @@ Test(tape, out_of_memory_at_every_allocation) {
             continue;
         }
         double v = NAN;
-        const char *failed = oom_graph(t, &v);
+        const char *failed = graph(t, &v);
         if (c.failures == 0) { /* the allocator never failed: done */
             cr_expect_str_eq(failed, "");
             cr_expect_eq(v, reference, "a run without faults gives the same numbers");
@@ -723,7 +765,7 @@ Test(tape, out_of_memory_at_every_allocation) {
         failures_seen++;
         if (!strcmp(failed, "sl_backward"))
             in_backward = 1;
-        else if (strcmp(failed, "sl_input") != 0 && failed[0])
+        else if (strcmp(failed, "sl_input") != 0 && strcmp(failed, "sl_scalar") != 0 && failed[0])
             in_op = 1;
         cr_expect_eq(sl_tape_status(t), SL_ENOMEM, "N = %ld: status %s (%s)", n,
                      sl_status_name(sl_tape_status(t)), sl_tape_error(t));
@@ -736,7 +778,7 @@ Test(tape, out_of_memory_at_every_allocation) {
         sl_tape_clear(t);
         cr_expect_eq(sl_tape_status(t), SL_OK);
         double again = NAN;
-        cr_expect_str_eq(oom_graph(t, &again), "", "N = %ld: recording after clear failed: %s", n,
+        cr_expect_str_eq(graph(t, &again), "", "N = %ld: recording after clear failed: %s", n,
                          sl_tape_error(t));
         cr_expect_eq(again, reference);
         sl_tape_free(t);
@@ -748,6 +790,10 @@ Test(tape, out_of_memory_at_every_allocation) {
     /* gradient buffers come with their nodes: the sweep itself allocates nothing */
     cr_expect(!in_backward, "an allocation failed inside sl_backward");
 }
+
+Test(tape, out_of_memory_at_every_allocation) { every_allocation(oom_graph); }
+
+Test(tape, out_of_memory_at_every_allocation_scalar_nodes) { every_allocation(oom_scalar_graph); }
 
 Test(tape, allocator_without_functions_is_refused) {
     sl_allocator none = {NULL, NULL, NULL};
