@@ -5,9 +5,10 @@
 #   ./run.sh test          build and run every test: a -Werror build, an
 #                          AddressSanitizer + UndefinedBehaviorSanitizer build,
 #                          a build with scalar libm only (no vector math), a
-#                          shared-library build, a clang sanitizer build (when
-#                          clang is installed), and an install + pkg-config/CMake
-#                          consumer check
+#                          shared-library build, an OpenMP build, an OpenBLAS
+#                          build (when libopenblas-dev is installed), a clang
+#                          sanitizer build (when clang is installed), and an
+#                          install + pkg-config/CMake consumer check
 #
 # Missing Debian packages are installed first (as root, or through sudo).
 set -euo pipefail
@@ -72,6 +73,17 @@ test)
     echo "== shared library build (BUILD_SHARED_LIBS=ON), the same tests"
     configure_build build/shared -DCMAKE_BUILD_TYPE=Release -DSLOPE_WERROR=ON -DBUILD_SHARED_LIBS=ON
     (cd build/shared && ctest --output-on-failure -j "$JOBS")
+    echo "== OpenMP build (SLOPE_OPENMP=ON, 2 threads), the same tests"
+    configure_build build/openmp -DCMAKE_BUILD_TYPE=Release -DSLOPE_WERROR=ON -DSLOPE_OPENMP=ON
+    (cd build/openmp && OMP_NUM_THREADS=2 ctest --output-on-failure -j "$JOBS")
+    if pkg-config --exists openblas 2>/dev/null; then
+        echo "== OpenBLAS build (SLOPE_OPENBLAS=ON), the same tests"
+        configure_build build/openblas -DCMAKE_BUILD_TYPE=Release -DSLOPE_WERROR=ON \
+            -DSLOPE_OPENBLAS=ON
+        (cd build/openblas && ctest --output-on-failure -j "$JOBS")
+    else
+        echo "== OpenBLAS stage skipped: libopenblas-dev is not installed (an optional accelerator)"
+    fi
     if command -v clang >/dev/null 2>&1; then
         echo "== clang: -Werror + AddressSanitizer + UndefinedBehaviorSanitizer"
         CC=clang configure_build build/clang-asan -DCMAKE_BUILD_TYPE=Debug -DSLOPE_WERROR=ON \
