@@ -329,8 +329,10 @@ static SL__INLINE bool push_s(sl_tape *t, sl__snode *s, who fn) {
     return push_node(t, (sl_var *)(void *)s, fn);
 }
 
-static sl_var *s_leaf(sl_tape *t, double x, int grad, who fn) {
-    sl__snode *s = sl__arena_take(&t->arena, sizeof *s, 8);
+/* A scalar leaf of value x; with param (an sl_use leaf), the parameter's
+ * value and gradient buffers follow it (internal.h: sl__sarg.ext). */
+static sl_var *s_leaf(sl_tape *t, double x, int grad, double *param, double *param_grad, who fn) {
+    sl__snode *s = sl__arena_take(&t->arena, sizeof *s + (param ? 2 * sizeof(sl__sarg) : 0), 8);
     if (!s) {
         sl__fail(t, SL_ENOMEM, "%s%s: out of memory for a scalar", fn.pre, fn.name);
         return NULL;
@@ -341,6 +343,11 @@ static sl_var *s_leaf(sl_tape *t, double x, int grad, who fn) {
     s->pad_ = 0;
     s->val = x;
     s->grad = 0.0;
+    if (param) {
+        s->flags |= SL__NODE_PARAM;
+        s->arg[0].ext = param;
+        s->arg[1].ext = param_grad;
+    }
     return push_s(t, s, fn) ? (sl_var *)(void *)s : NULL;
 }
 
@@ -350,10 +357,8 @@ sl_var *sl_scalar(sl_tape *t, double x, int flags) {
         sl__fail(t, SL_EARG, "sl_scalar: unknown flags 0x%x (only SL_GRAD)", (unsigned)flags);
         return NULL;
     }
-    return s_leaf(t, x, flags & SL_GRAD, WHO_LEAF("sl_scalar"));
+    return s_leaf(t, x, flags & SL_GRAD, NULL, NULL, WHO_LEAF("sl_scalar"));
 }
-
-#define owns sl__owns
 
 /* The slow ends of recording a scalar node: out of memory, or (anomaly
  * mode) a non-finite value. Both return NULL. */
@@ -447,7 +452,8 @@ sl_var *sl_input(sl_tape *t, int ndim, const int *dims, const double *data, int 
         return NULL;
     }
     if (!check_shape(t, WHO_LEAF("sl_input"), ndim, dims)) return NULL;
-    if (ndim == 0) return s_leaf(t, data ? data[0] : 0.0, flags & SL_GRAD, WHO_LEAF("sl_input"));
+    if (ndim == 0)
+        return s_leaf(t, data ? data[0] : 0.0, flags & SL_GRAD, NULL, NULL, WHO_LEAF("sl_input"));
     sl_var *v = node_new(t, WHO_LEAF("sl_input"), 0, ndim, dims, true, flags & SL_GRAD, 0, NULL);
     if (!v) return NULL;
     if (data)
@@ -460,22 +466,7 @@ sl_var *sl_input(sl_tape *t, int ndim, const int *dims, const double *data, int 
 
 /* sl_use lives here because it builds a leaf; the store itself is in nn/params.c. */
 sl_var *sl__use_leaf(sl_tape *t, int ndim, const int *dims, double *val, double *grad) {
-    if (ndim == 0) { /* a scalar node with the parameter's buffers beside it */
-        sl__snode *s = sl__arena_take(&t->arena, sizeof *s + 2 * sizeof(sl__sarg), 8);
-        if (!s) {
-            sl__fail(t, SL_ENOMEM, "sl_use: out of memory for a scalar");
-            return NULL;
-        }
-        s->kind = SL__KIND_SCALAR;
-        s->flags = SL__NODE_LEAF | SL__NODE_PARAM | SL__NODE_GRAD;
-        s->code = SL__S_LEAF;
-        s->pad_ = 0;
-        s->val = *val;
-        s->grad = 0.0;
-        s->arg[0].ext = val;
-        s->arg[1].ext = grad;
-        return push_s(t, s, WHO_LEAF("sl_use")) ? (sl_var *)(void *)s : NULL;
-    }
+    if (ndim == 0) return s_leaf(t, *val, 1, val, grad, WHO_LEAF("sl_use"));
     sl_var *v = node_new(t, WHO_LEAF("sl_use"), 0, ndim, dims, false, false, 0, NULL);
     if (!v) return NULL;
     v->val = val;
@@ -492,7 +483,7 @@ static bool check_inputs(sl_tape *t, who fn, int nin, sl_var *const *in) {
                      fn.name, i);
             return false;
         }
-        if (!owns(t, in[i])) {
+        if (!sl__owns(t, in[i])) {
             sl__fail(t, SL_EARG, "%s%s: input %d belongs to another tape", fn.pre, fn.name, i);
             return false;
         }
@@ -620,14 +611,15 @@ sl_var *sl__apply2(sl_tape *t, const sl_op *op, sl_var *x, sl_var *y, const sl_a
  * scalar node (the op's code known), anything else through sl_apply. */
 sl_var *sl__s_apply1(sl_tape *t, const sl_op *op, int code, sl_var *x, const sl_attrs *a) {
     sl_var *in[1] = {x};
-    if (t && t->status == SL_OK && x && sl__is_s(x) && owns(t, x))
+    if (t && t->status == SL_OK && x && sl__is_s(x) && sl__owns(t, x))
         return s_apply(t, op, code, in, a ? a : &sl__zero_attrs);
     return sl_apply(t, op, 1, in, a);
 }
 
 sl_var *sl__s_apply2(sl_tape *t, const sl_op *op, int code, sl_var *x, sl_var *y) {
     sl_var *in[2] = {x, y};
-    if (t && t->status == SL_OK && x && y && sl__is_s(x) && sl__is_s(y) && owns(t, x) && owns(t, y))
+    if (t && t->status == SL_OK && x && y && sl__is_s(x) && sl__is_s(y) && sl__owns(t, x) &&
+        sl__owns(t, y))
         return s_record2(t, op, code, sl__s(x), sl__s(y));
     return sl_apply(t, op, 2, in, NULL);
 }
@@ -905,7 +897,7 @@ static int jvp_run(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
     for (size_t i = 0; i <= yid; i++) SL__FLAGS(t->nodes[i]) &= (unsigned char)~SL__NODE_TAN;
     for (int k = 0; k < nin; k++) {
         sl_var *x = inputs[k];
-        if (!x || !owns(t, x) || !(SL__FLAGS(x) & SL__NODE_LEAF))
+        if (!x || !sl__owns(t, x) || !(SL__FLAGS(x) & SL__NODE_LEAF))
             return sl__fail(t, SL_EARG, "sl_jvp: inputs[%d] is not a leaf of this tape", k);
         if (!tangents[k]) return sl__fail(t, SL_EARG, "sl_jvp: tangents[%d] is NULL", k);
         if (SL__FLAGS(x) & SL__NODE_TAN)
