@@ -46,23 +46,26 @@ static const sl_param *fail(const sl_params *cps, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
-static const sl_param *fail(const sl_params *cps, const char *fmt, ...) {
+/* The store's last error: its message, and the flag sl_params_error reads. */
+static void vfail(const sl_params *cps, const char *fmt, va_list ap) {
     sl_params *ps = (sl_params *)cps;
+    vsnprintf(ps->msg, sizeof ps->msg, fmt, ap);
+    ps->has_error = 1;
+}
+
+static const sl_param *fail(const sl_params *cps, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(ps->msg, sizeof ps->msg, fmt, ap);
+    vfail(cps, fmt, ap);
     va_end(ap);
-    ps->has_error = 1;
     return NULL;
 }
 
 int sl__params_fail(const sl_params *cps, int status, const char *fmt, ...) {
-    sl_params *ps = (sl_params *)cps;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(ps->msg, sizeof ps->msg, fmt, ap);
+    vfail(cps, fmt, ap);
     va_end(ap);
-    ps->has_error = 1;
     return status;
 }
 

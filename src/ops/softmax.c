@@ -65,36 +65,27 @@ static void softmax_forward(sl_var *out) {
             for (size_t j = 0; j < v.len; j++) o[base + j * v.inner] /= s;
         }
 }
-static void softmax_backward(sl_var *out) {
-    double *dx = out->in[0]->grad;
-    if (!dx) return;
-    const sl__view v = view_of(out);
-    const double *a = out->val, *g = out->grad;
+/* dst_j (+)= a_j (u_j - sum_k a_k u_k) along every line: the softmax Jacobian
+ * diag(a) - a a^T applied to u, which is g for backward (accumulated) and
+ * the input's tangent for the tangent rule (stored). */
+static void softmax_jac(sl__view v, const double *a, const double *u, double *dst, bool add) {
     for (size_t p = 0; p < v.outer; p++)
         for (size_t i = 0; i < v.inner; i++) {
             const size_t base = p * v.len * v.inner + i;
             double dot = 0.0;
-            for (size_t j = 0; j < v.len; j++) dot += g[base + j * v.inner] * a[base + j * v.inner];
+            for (size_t j = 0; j < v.len; j++) dot += a[base + j * v.inner] * u[base + j * v.inner];
             for (size_t j = 0; j < v.len; j++) {
                 const size_t e = base + j * v.inner;
-                dx[e] += a[e] * (g[e] - dot);
+                const double d = a[e] * (u[e] - dot);
+                dst[e] = add ? dst[e] + d : d;
             }
         }
 }
-static void softmax_jvp(sl_var *out) { /* t_j = a_j (tx_j - sum_k a_k tx_k) */
-    const sl__view v = view_of(out);
-    const double *a = out->val, *tx = sl__tan(out->in[0]);
-    for (size_t p = 0; p < v.outer; p++)
-        for (size_t i = 0; i < v.inner; i++) {
-            const size_t base = p * v.len * v.inner + i;
-            double dot = 0.0;
-            for (size_t j = 0; j < v.len; j++)
-                dot += a[base + j * v.inner] * tx[base + j * v.inner];
-            for (size_t j = 0; j < v.len; j++) {
-                const size_t e = base + j * v.inner;
-                sl__tanbuf(out)[e] = a[e] * (tx[e] - dot);
-            }
-        }
+static void softmax_backward(sl_var *out) {
+    if (out->in[0]->grad) softmax_jac(view_of(out), out->val, out->grad, out->in[0]->grad, true);
+}
+static void softmax_jvp(sl_var *out) {
+    softmax_jac(view_of(out), out->val, sl__tan(out->in[0]), sl__tanbuf(out), false);
 }
 
 /* log_softmax: x (outer, len, inner) -> a (same);  a_j = (x_j - m) - log sum_k e^(x_k - m)
