@@ -65,8 +65,9 @@ void *sl__arena_alloc(sl__arena *ar, size_t bytes); /* 32-byte aligned; NULL on 
 /* bytes aligned to align (8 or 32); NULL on OOM. */
 void *sl__arena_alloc_aligned(sl__arena *ar, size_t bytes, size_t align);
 
-/* The recording fast path: bytes a multiple of 8, align 8 or 32. */
-static inline void *sl__arena_take(sl__arena *ar, size_t bytes, size_t align) {
+/* bytes (a multiple of 8) from the chunk being filled, aligned to align (8
+ * or 32); NULL if it has no room. Never allocates. */
+static inline void *sl__arena_bump(sl__arena *ar, size_t bytes, size_t align) {
     sl__chunk *c = ar->cur;
     if (c) {
         const size_t off = (c->used + align - 1) & ~(align - 1);
@@ -75,7 +76,12 @@ static inline void *sl__arena_take(sl__arena *ar, size_t bytes, size_t align) {
             return c->data + off;
         }
     }
-    return sl__arena_alloc_aligned(ar, bytes, align);
+    return NULL;
+}
+/* The recording fast path: the bump, else a new chunk (NULL on OOM). */
+static inline void *sl__arena_take(sl__arena *ar, size_t bytes, size_t align) {
+    void *p = sl__arena_bump(ar, bytes, align);
+    return p ? p : sl__arena_alloc_aligned(ar, bytes, align);
 }
 void sl__arena_reset(sl__arena *ar); /* keep every chunk */
 void sl__arena_release(sl__arena *ar);
@@ -139,10 +145,23 @@ typedef struct sl__snode {
     unsigned char kind; /* SL__KIND_SCALAR */
     unsigned char flags;
     unsigned char code; /* SL__S_*: SL__S_LEAF or the op */
-    unsigned char pad_;
+    unsigned char run;  /* leaf runs (below); 0 outside one */
     double val, grad;
     sl__sarg arg[]; /* inputs, then the attribute */
 } sl__snode;
+
+/* Leaf runs: plain scalar leaves (not sl_use) that follow one another on
+ * the tape with the same SL__NODE_GRAD form runs of at most SL__RUN_MAX,
+ * which the sweeps pass over without visiting each leaf: a replay has
+ * nothing to do for them, a reverse sweep only marks them swept. The first
+ * sl_forward after they were recorded marks the runs (recording does not,
+ * to stay short); after that, a run's first leaf holds SL__RUN_FIRST | its
+ * length and every other leaf its 1-based position in the run. sl_forward
+ * meets a run at its first leaf and jumps its length; sl_backward meets it
+ * at its last leaf (or, from a root inside it, anywhere), jumps the
+ * position down to the first leaf, and visits that one as usual. 0: not
+ * marked (yet). */
+enum { SL__RUN_FIRST = 0x80, SL__RUN_MAX = 0x7f };
 
 enum { SL__KIND_NODE = 0, SL__KIND_SCALAR = 1 };
 
@@ -253,6 +272,8 @@ struct sl_tape {
     sl__arena arena;
     sl_var **nodes;
     size_t n, cap;
+    size_t fast_cap; /* cap while the inline recorders may append (no error,
+                        no anomaly mode, no source locations), else 0 */
     int status;
     int dirty;             /* op-node gradients hold a sweep's values: zero before the next */
     int check;             /* SL_CHECK_* flags */
@@ -279,6 +300,9 @@ static inline bool sl__owns(const sl_tape *t, const sl_var *v) {
     }
     return v->tape == t;
 }
+
+/* Recompute t->fast_cap (after status, check, here_on or cap change). */
+void sl__fast_update(sl_tape *t);
 
 /* Sets the sticky error (first wins). Returns t->status. */
 int sl__fail(sl_tape *t, int status, const char *fmt, ...)

@@ -117,4 +117,38 @@ static inline double sl__s_jvp(const sl__snode *s, const double *ta, const doubl
     return 0.0;
 }
 
+/* Record binary code `code` (constant at each call site) over x and y: the
+ * inline path of scalar graphs (W1, W5), taken while the tape is healthy
+ * (t->fast_cap, internal.h) and x, y are scalar nodes of t; anything else
+ * (errors, tensors, growth, anomaly mode, source locations) goes through
+ * sl__s_apply2, which checks and reports it. */
+static inline sl_var *sl__s_rec2(sl_tape *t, const sl_op *op, int code, sl_var *x, sl_var *y) {
+    if (t && x && y && sl__is_s(x) && sl__is_s(y)) {
+        sl__snode *a = sl__s(x), *b = sl__s(y);
+        const size_t n = t->n;
+        if (n < t->fast_cap && a->id < n && b->id < n && t->nodes[a->id] == x &&
+            t->nodes[b->id] == y) {
+            sl__snode *s = sl__arena_bump(&t->arena, sizeof *s + 2 * sizeof(sl__sarg), 8);
+            if (s) { /* else sl__s_apply2 takes a new chunk */
+                s->id = (uint32_t)n;
+                s->kind = SL__KIND_SCALAR;
+                s->flags = (a->flags | b->flags) & SL__NODE_GRAD;
+                s->code = (unsigned char)code;
+                s->run = 0;
+                s->val = code == SL__S_MUL   ? a->val * b->val
+                         : code == SL__S_ADD ? a->val + b->val
+                         : code == SL__S_SUB ? a->val - b->val
+                                             : a->val / b->val;
+                s->grad = 0.0;
+                s->arg[0].x = a;
+                s->arg[1].x = b;
+                t->nodes[n] = (sl_var *)(void *)s;
+                t->n = n + 1;
+                return (sl_var *)(void *)s;
+            }
+        }
+    }
+    return sl__s_apply2(t, op, code, x, y);
+}
+
 #endif

@@ -37,11 +37,17 @@ const char *sl_status_str(int status) {
     return "unknown status";
 }
 
+/* Recompute t->fast_cap after a change to what it depends on. */
+void sl__fast_update(sl_tape *t) {
+    t->fast_cap = t->status == SL_OK && !t->here_on && !(t->check & SL_CHECK_FINITE) ? t->cap : 0;
+}
+
 int sl__vfail(sl_tape *t, int status, const char *fmt, va_list ap) {
     if (!t) return status;
     if (t->status != SL_OK) return t->status; /* the first error wins */
     if (status == SL_OK) status = SL_EARG;    /* failing with "OK" is itself a mistake */
     t->status = status;
+    t->fast_cap = 0;
     vsnprintf(t->msg, sizeof t->msg, fmt, ap);
     return status;
 }
@@ -94,6 +100,7 @@ void sl_tape_clear(sl_tape *t) {
     t->dirty = 0;
     t->status = SL_OK;
     t->msg[0] = '\0';
+    sl__fast_update(t);
 }
 
 int sl_tape_status(const sl_tape *t) { return t ? t->status : SL_EARG; }
@@ -112,12 +119,15 @@ size_t sl_tape_bytes(const sl_tape *t) {
 }
 
 void sl_tape_set_check(sl_tape *t, int flags) {
-    if (t) t->check = flags & SL_CHECK_FINITE;
+    if (!t) return;
+    t->check = flags & SL_CHECK_FINITE;
+    sl__fast_update(t);
 }
 
 sl_tape *sl_tape_here(sl_tape *t, const char *file, int line) {
     if (t) {
         t->here_on = 1; /* from now on push_node keeps t->locs */
+        t->fast_cap = 0;
         t->here_file = file;
         t->here_line = line;
     }
@@ -231,6 +241,7 @@ static SL__NOINLINE bool push_node(sl_tape *t, sl_var *v, who fn) {
         t->arena.a.free(t->nodes, t->arena.a.ud);
         t->nodes = nodes;
         t->cap = cap;
+        sl__fast_update(t);
     }
     if (sl__is_s(v))
         sl__s(v)->id = (uint32_t)t->n;
@@ -340,7 +351,7 @@ static sl_var *s_leaf(sl_tape *t, double x, int grad, double *param, double *par
     s->kind = SL__KIND_SCALAR;
     s->flags = (unsigned char)(SL__NODE_LEAF | (grad ? SL__NODE_GRAD : 0));
     s->code = SL__S_LEAF;
-    s->pad_ = 0;
+    s->run = 0;
     s->val = x;
     s->grad = 0.0;
     if (param) {
@@ -352,6 +363,22 @@ static sl_var *s_leaf(sl_tape *t, double x, int grad, double *param, double *par
 }
 
 sl_var *sl_scalar(sl_tape *t, double x, int flags) {
+    if (t && t->n < t->fast_cap && !(flags & ~SL_GRAD)) { /* the common case, inline */
+        sl__snode *s = sl__arena_bump(&t->arena, sizeof *s, 8);
+        if (s) { /* else s_leaf takes a new chunk */
+            const size_t n = t->n;
+            s->id = (uint32_t)n;
+            s->kind = SL__KIND_SCALAR;
+            s->flags = (unsigned char)(SL__NODE_LEAF | (flags & SL_GRAD ? SL__NODE_GRAD : 0));
+            s->code = SL__S_LEAF;
+            s->run = 0;
+            s->val = x;
+            s->grad = 0.0;
+            t->nodes[n] = (sl_var *)(void *)s;
+            t->n = n + 1;
+            return (sl_var *)(void *)s;
+        }
+    }
     if (!t || t->status != SL_OK) return NULL;
     if (flags & ~SL_GRAD) {
         sl__fail(t, SL_EARG, "sl_scalar: unknown flags 0x%x (only SL_GRAD)", (unsigned)flags);
@@ -384,7 +411,7 @@ static sl_var *s_record1(sl_tape *t, const sl_op *op, int code, sl__snode *x, co
     s->kind = SL__KIND_SCALAR;
     s->flags = x->flags & SL__NODE_GRAD;
     s->code = (unsigned char)code;
-    s->pad_ = 0;
+    s->run = 0;
     s->grad = 0.0;
     s->val = sl__s_eval(s);
     if (!push_s(t, s, WHO_OP(op))) return NULL;
@@ -403,7 +430,7 @@ static SL__INLINE sl_var *s_record2(sl_tape *t, const sl_op *op, int code, sl__s
     s->kind = SL__KIND_SCALAR;
     s->flags = (x->flags | y->flags) & SL__NODE_GRAD;
     s->code = (unsigned char)code;
-    s->pad_ = 0;
+    s->run = 0;
     s->grad = 0.0;
     const double a = x->val, b = y->val;
     s->val = code == SL__S_MUL   ? a * b
@@ -739,6 +766,13 @@ static size_t s_sweep(sl_var *const *nodes, size_t i) {
         sl__snode *s = sl__s(nodes[--i]);
         const sl__snode *c = carry;
         carry = NULL;
+        if (s->run > 1 && !(s->run & SL__RUN_FIRST)) { /* a leaf run, down to its first */
+            const size_t k = s->run;
+            if (s->flags & SL__NODE_GRAD)
+                for (size_t j = i + 1 - k; j <= i; j++) SL__FLAGS(nodes[j]) |= SL__NODE_SWEPT;
+            i -= k - 1;
+            continue;
+        }
         if (!(s->flags & SL__NODE_GRAD)) continue;
         s->flags |= SL__NODE_SWEPT;
         if (s->code == SL__S_LEAF) {
@@ -813,12 +847,30 @@ int sl_backward_seed(sl_tape *t, sl_var *y, const double *dy) {
 static size_t s_forward(sl_var *const *nodes, size_t i, size_t n) {
     const sl__snode *prev = NULL;
     double prev_val = 0.0;
+    sl__snode *first = NULL; /* the leaf run being marked, len leaves so far */
+    unsigned len = 0;
     for (; i < n && sl__is_s(nodes[i]); i++) {
         sl__snode *s = sl__s(nodes[i]);
         if (s->code == SL__S_LEAF) {
-            s_leaf_replayed(s);
+            if (s->run & SL__RUN_FIRST) { /* a leaf run: nothing to replay */
+                i += (s->run & SL__RUN_MAX) - 1u;
+                first = NULL;
+            } else if (s->flags & SL__NODE_PARAM) {
+                s->val = *s->arg[0].ext;
+                first = NULL;
+            } else if (!s->run) { /* mark the runs for the sweeps after this one */
+                if (first && len < SL__RUN_MAX && !((first->flags ^ s->flags) & SL__NODE_GRAD)) {
+                    s->run = (unsigned char)++len;
+                    first->run = (unsigned char)(SL__RUN_FIRST | len);
+                } else {
+                    first = s;
+                    len = 1;
+                    s->run = SL__RUN_FIRST | 1;
+                }
+            }
             continue;
         }
+        first = NULL;
         const sl__snode *x = s->arg[0].x;
         s->val = prev_val = sl__s_eval_z(s, x == prev ? prev_val : x->val);
         s->grad = 0.0;

@@ -831,6 +831,132 @@ Test(scalar, rank0_parameter_leaf) {
     sl_params_free(ps);
 }
 
+/* Long stretches of leaves, as W5 and every scalar model record them: the
+ * sweeps pass over runs of plain leaves without visiting each one once a
+ * replay has marked the runs (docs/design.md, "Leaf runs"). Runs end at a
+ * change of SL_GRAD, at an sl_use leaf and at an op, and hold at most 127
+ * leaves; these stretches cross all of those. Expected values are closed
+ * forms: y = p * q + sum_i k_i x_i^2 with p, q leaves before the stretch,
+ * k_i = 1 for SL_GRAD leaves and the parameter, so dy/dx_i = 2 x_i (exact),
+ * dy/dp = q, dy/dq = p. */
+enum { NRUN = 700 };
+static int run_kind(int i) { /* 0: SL_GRAD leaf, 1: constant, 2: sl_use */
+    if (i == 455) return 2;
+    return (i >= 300 && i < 350) || (i >= 600 && i < 605) ? 1 : 0;
+}
+static sl_var *record_runs(sl_tape *t, sl_param *w, sl_var **x, sl_var **pq) {
+    pq[0] = sl_scalar(t, 0.75, SL_GRAD);
+    pq[1] = sl_scalar(t, -1.25, SL_GRAD);
+    sl_var *acc = sl_mul(t, pq[0], pq[1]);
+    for (int i = 0; i < NRUN; i++) {
+        const int k = run_kind(i);
+        x[i] = k == 2 ? sl_use(t, w) : sl_scalar(t, 0.5 + i / 1024.0, k == 0 ? SL_GRAD : 0);
+    }
+    for (int i = 0; i < NRUN; i++) acc = sl_add(t, acc, sl_mul(t, x[i], x[i]));
+    return acc;
+}
+static void expect_run_grads(sl_var *const *x, sl_var *const *pq, sl_param *w, double times,
+                             const char *what) {
+    for (int i = 0; i < NRUN; i++) {
+        const int k = run_kind(i);
+        if (k == 1) {
+            cr_expect_null(sl_grad(x[i]), "%s: constant %d has no gradient", what, i);
+            continue;
+        }
+        const double want = times * 2.0 * (k == 2 ? sl_param_value(w)[0] : 0.5 + i / 1024.0);
+        const double got = k == 2 ? sl_param_grad(w)[0] : sl_grad(x[i]) ? sl_grad(x[i])[0] : NAN;
+        cr_expect_eq(got, want, "%s: leaf %d gradient %a, want %a", what, i, got, want);
+    }
+    cr_expect_eq(sl_grad(pq[0])[0], times * -1.25, "%s: dy/dp", what);
+    cr_expect_eq(sl_grad(pq[1])[0], times * 0.75, "%s: dy/dq", what);
+}
+
+Test(scalar, leaf_runs_sweep_like_single_leaves) {
+    sl_params *ps = sl_params_new();
+    const double w0 = 0.375;
+    sl_param *w = sl_param_new(ps, "w", 0, NULL, &w0);
+    cr_assert_not_null(w);
+    sl_tape *t = sl_tape_new();
+    sl_var *x[NRUN], *pq[2];
+    sl_var *y = record_runs(t, w, x, pq);
+    cr_assert_not_null(y, "%s", sl_tape_error(t));
+    /* a replay (which marks the runs) is not a sweep: no gradients yet */
+    cr_assert_eq(sl_forward(t), SL_OK);
+    for (int i = 0; i < NRUN; i++) cr_expect_null(sl_grad(x[i]), "leaf %d before any sweep", i);
+    double want = -0.9375 + w0 * w0;
+    for (int i = 0; i < NRUN; i++)
+        if (run_kind(i) != 2) want += (0.5 + i / 1024.0) * (0.5 + i / 1024.0);
+    cr_expect(near(sl_item(y), want, 1e-12, 0.0), "y = %.17g, want %.17g", sl_item(y), want);
+    cr_assert_eq(sl_backward(t, y), SL_OK);
+    expect_run_grads(x, pq, w, 1.0, "first sweep");
+    /* sweeps after replays: the runs are passed over, the leaves still
+     * accumulate, the parameter's leaf still adds into the parameter */
+    for (int rep = 2; rep <= 3; rep++) {
+        cr_assert_eq(sl_forward(t), SL_OK);
+        cr_assert_eq(sl_backward(t, y), SL_OK);
+        expect_run_grads(x, pq, w, rep, "after replays");
+    }
+    /* new leaf values reach the replay */
+    sl_zero_grad(t);
+    sl_leaf_data(x[10])[0] = 3.0;
+    sl_leaf_data(x[699])[0] = -2.0;
+    cr_assert_eq(sl_forward(t), SL_OK);
+    cr_assert_eq(sl_backward(t, y), SL_OK);
+    cr_expect_eq(sl_grad(x[10])[0], 6.0);
+    cr_expect_eq(sl_grad(x[699])[0], -4.0);
+    cr_expect_eq(sl_grad(x[11])[0], 2.0 * (0.5 + 11 / 1024.0));
+    cr_expect_eq(sl_grad(pq[0])[0], -1.25, "the op before the leaves is still swept");
+
+    /* a root inside a marked run: the leaves below it are swept (zero
+     * gradient), it gets the seed, and later ones read zeros too */
+    sl_tape *u = sl_tape_new();
+    sl_var *xu[NRUN], *pu[2];
+    cr_assert_not_null(record_runs(u, w, xu, pu));
+    cr_assert_eq(sl_forward(u), SL_OK);
+    for (int root = 0; root < 2; root++) {
+        sl_var *r = root ? xu[200] : xu[254]; /* mid-run, and a run's first leaf */
+        sl_zero_grad(u);
+        cr_assert_eq(sl_backward(u, r), SL_OK);
+        for (int i = 0; i < NRUN; i++) {
+            if (run_kind(i) == 1) {
+                cr_expect_null(sl_grad(xu[i]), "root %d: constant %d", root, i);
+                continue;
+            }
+            const double *g = sl_grad(xu[i]);
+            cr_expect_not_null(g, "root %d: leaf %d reads its gradient", root, i);
+            if (g) cr_expect_eq(g[0], xu[i] == r ? 1.0 : 0.0, "root %d: leaf %d", root, i);
+        }
+        cr_expect_eq(sl_grad(pu[0])[0], 0.0);
+    }
+
+    /* leaves recorded after the runs were marked extend the tape as usual */
+    sl_var *more[200];
+    sl_var *z = y;
+    for (int i = 0; i < 200; i++) more[i] = sl_scalar(t, i / 64.0, i < 150 ? SL_GRAD : 0);
+    for (int i = 0; i < 200; i++) z = sl_add(t, z, sl_mul(t, more[i], pq[0]));
+    cr_assert_not_null(z, "%s", sl_tape_error(t));
+    for (int rep = 0; rep < 2; rep++) {
+        sl_zero_grad(t);
+        cr_assert_eq(sl_forward(t), SL_OK);
+        cr_assert_eq(sl_backward(t, z), SL_OK);
+        for (int i = 0; i < 200; i++) {
+            if (i >= 150) {
+                cr_expect_null(sl_grad(more[i]), "rep %d: constant %d", rep, i);
+                continue;
+            }
+            cr_expect_eq(sl_grad(more[i])[0], 0.75, "rep %d: more[%d]", rep, i);
+        }
+        double dp = -1.25;
+        for (int i = 0; i < 200; i++) dp += i / 64.0;
+        cr_expect(near(sl_grad(pq[0])[0], dp, 1e-14, 0.0), "rep %d: dz/dp %.17g, want %.17g", rep,
+                  sl_grad(pq[0])[0], dp);
+        cr_expect_eq(sl_grad(x[10])[0], 6.0, "rep %d", rep);
+    }
+    sl_tape_free(t);
+    sl_tape_free(u);
+    sl_params_free(ps);
+}
+
 /* Custom ops on rank-0 nodes: attributes (every field), a saved buffer,
  * forward, backward and tangent rules, replay. */
 #define SCALE_CUBE OWN_PREFIX "scale_cube"

@@ -4,6 +4,7 @@
  * into the broadcast input, which sums over the broadcast axes). Domain
  * errors follow IEEE: log(-1) is NaN, 1/0 is inf; nothing traps.
  */
+#include "../scalar.h"
 #include "map.h"
 
 /* ---- binary: a (A), b (B) -> out (broadcast(A, B)) ---- */
@@ -194,16 +195,16 @@ const int sl__elementwise_nops = SL__EW_NOPS;
 
 #define OPS sl__elementwise_ops
 sl_var *sl_add(sl_tape *t, sl_var *a, sl_var *b) {
-    return sl__s_apply2(t, &OPS[SL__EW_ADD], SL__S_ADD, a, b);
+    return sl__s_rec2(t, &OPS[SL__EW_ADD], SL__S_ADD, a, b);
 }
 sl_var *sl_sub(sl_tape *t, sl_var *a, sl_var *b) {
-    return sl__s_apply2(t, &OPS[SL__EW_SUB], SL__S_SUB, a, b);
+    return sl__s_rec2(t, &OPS[SL__EW_SUB], SL__S_SUB, a, b);
 }
 sl_var *sl_mul(sl_tape *t, sl_var *a, sl_var *b) {
-    return sl__s_apply2(t, &OPS[SL__EW_MUL], SL__S_MUL, a, b);
+    return sl__s_rec2(t, &OPS[SL__EW_MUL], SL__S_MUL, a, b);
 }
 sl_var *sl_div(sl_tape *t, sl_var *a, sl_var *b) {
-    return sl__s_apply2(t, &OPS[SL__EW_DIV], SL__S_DIV, a, b);
+    return sl__s_rec2(t, &OPS[SL__EW_DIV], SL__S_DIV, a, b);
 }
 sl_var *sl_neg(sl_tape *t, sl_var *x) {
     return sl__s_apply1(t, &OPS[SL__EW_NEG], SL__S_NEG, x, NULL);
