@@ -18,7 +18,9 @@
  *   ns_per_mul_record_plus_backward = (record + backward) / (n - 1).
  * The plain C loop `y = 1; for i: y *= x[i]` is measured in this process
  * (peer=c-plain-inproc, plain_function_s; >= 2e7/n calls per sample), so the
- * ratios come from one process. Repeats: 1 warm-up, 7, median.
+ * ratios come from one process; so is peer=c-minimal-tape's tape_record_s,
+ * the bound on recording through a call per operation (below). Repeats:
+ * 1 warm-up, 7, median.
  */
 #include "bench.h"
 
@@ -29,6 +31,40 @@
 static double plain_f(const double *x, int n) {
     double y = 1.0;
     for (int i = 0; i < n; i++) y *= x[i];
+    return y;
+}
+
+/* peer=c-minimal-tape: the least an eager tape can do per node, as a
+ * bound on recording through one call per operation: a node is its value,
+ * its gradient and its inputs, stored into preallocated memory (no checks,
+ * no node list, no growth) by a function the compiler may not inline or
+ * analyse across, which is what a library's sl_scalar / sl_mul are to the
+ * program calling them. Each product reads its first input's value from
+ * the node the previous call has just written. */
+typedef struct mnode {
+    double val, grad;
+    const struct mnode *a, *b;
+} mnode;
+#if defined(__clang__)
+#define OPAQUE __attribute__((noinline))
+#else
+#define OPAQUE __attribute__((noinline, noipa))
+#endif
+OPAQUE static mnode *m_leaf(mnode **top, double x) {
+    mnode *s = (*top)++;
+    s->val = x, s->grad = 0.0, s->a = s->b = NULL;
+    return s;
+}
+OPAQUE static mnode *m_mul(mnode **top, const mnode *a, const mnode *b) {
+    mnode *s = (*top)++;
+    s->val = a->val * b->val, s->grad = 0.0, s->a = a, s->b = b;
+    return s;
+}
+static const mnode *m_record(mnode *buf, const double *x, int n, const mnode **ms) {
+    mnode *top = buf;
+    for (int i = 0; i < n; i++) ms[i] = m_leaf(&top, x[i]);
+    const mnode *y = ms[0];
+    for (int i = 1; i < n; i++) y = m_mul(&top, y, ms[i]);
     return y;
 }
 
@@ -80,6 +116,24 @@ static int run_n(const bench_opts *o, const char *wl, int n, const refs *ref) {
     (void)sink;
     const double Tp = bench_median(tp, reps);
 
+    /* the minimal tape's recording, in this process too */
+    double tm[7];
+    mnode *mbuf = malloc(sizeof(mnode) * (2 * (size_t)n - 1));
+    const mnode **ms = malloc(sizeof(mnode *) * (size_t)n);
+    if (!mbuf || !ms) {
+        bench_fail(wl, "out of memory");
+        free(mbuf), free(ms);
+        goto fail;
+    }
+    const mnode *my = NULL;
+    for (int r = -warm; r < reps; r++) {
+        const double t0 = bench_now();
+        my = m_record(mbuf, x, n, ms);
+        if (r >= 0) tm[r] = bench_now() - t0;
+    }
+    const double Tm = bench_median(tm, reps), f_min = my->val;
+    free(mbuf), free(ms);
+
     /* record + reverse */
     double trec[7], trev[7], tsum[7];
     sl_var *y = NULL;
@@ -125,6 +179,8 @@ static int run_n(const bench_opts *o, const char *wl, int n, const refs *ref) {
     const double Tsum = bench_median(tsum, reps);
     const double Tf = bench_median(tf, reps), Tg = bench_median(tg, reps);
     bench_result(o, wl, "c-plain-inproc", "plain_function_s", Tp, "s");
+    bench_result(o, wl, "c-minimal-tape", "tape_record_s", Tm, "s");
+    bench_result(o, wl, "c-minimal-tape", "ratio_record_over_plain", Tm / Tp, "x");
     bench_result(o, wl, "slope", "tape_record_s", Trec, "s");
     bench_result(o, wl, "slope", "reverse_after_record_s", Trev, "s");
     bench_result(o, wl, "slope", "function_replay_s", Tf, "s");
@@ -137,6 +193,7 @@ static int run_n(const bench_opts *o, const char *wl, int n, const refs *ref) {
     bench_result(o, wl, "slope", "tape_bytes_per_node", bytes_per_node, "bytes");
 
     bench_check_rel(wl, "c-plain-inproc", "f", plain_f(x, n), ref->f, 0);
+    bench_check_rel(wl, "c-minimal-tape", "f", f_min, ref->f, 0);
     bench_check_rel(wl, "slope", "f", f_rec, ref->f, 0);
     bench_check_rel(wl, "slope", "g0", g0_rec, ref->g0, 0);
     bench_check_rel(wl, "slope", "g_last", gl_rec, ref->glast, 0);
