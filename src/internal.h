@@ -355,11 +355,12 @@ int sl__sweep(sl_tape *t, sl_var *y, const double *dy, const char *fname);
 sl_var *sl__use_leaf(sl_tape *t, int ndim, const int *dims, double *val, double *grad);
 
 /* o[i] = f(x[i]) for i < n (o may equal x): vectorised where the CPU allows
- * (src/vmath.c), IEEE semantics kept. 1 if the vector path is in use. */
+ * (src/vmath.c), IEEE semantics kept. */
 void sl__vexp(double *o, const double *x, size_t n);
 void sl__vlog(double *o, const double *x, size_t n);
 void sl__vtanh(double *o, const double *x, size_t n);
-int sl__vmath_vectorised(void);
+int sl__vmath_config(const char *name); /* tests: "scalar", "avx2", "avx512", "auto" */
+const char *sl__vmath_name(void);       /* the variant in use */
 
 /* C (m,n) (+)= op(A) op(B); ta/tb: the operand is stored transposed. */
 void sl__gemm(int ta, int tb, size_t m, size_t n, size_t k, const double *A, const double *B,

@@ -13,7 +13,8 @@
  *   libm, one loop over the points per step of the course's code, no tape:
  *   the floor.
  * peer=c-handwritten-libmvec (x86-64 with AVX2 and glibc's libmvec only,
- *   chosen at run time): the same floor with 4-wide vector exp/log/tanh.
+ *   chosen at run time): the same floor with vector exp/log/tanh, 8 wide
+ *   on AVX-512 CPUs and 4 wide on AVX2 ones (as slope's src/vmath.c).
  *
  * Costs are validated to 1e-9 relative up to iteration 7000 (the run turns
  * chaotic at ~7700); the final accuracy must be 90.5 or 90.75 %.
@@ -178,67 +179,78 @@ static void train_floor(const double *X, const double *Y, const double *init, in
 
 #if defined(SLOPE_BENCH_LIBMVEC) && defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
-/* glibc's libmvec, AVX2 variants (4 doubles; within 4 ulp, not correctly rounded) */
+/* glibc's libmvec (within 4 ulp, not correctly rounded): the AVX2 variants
+ * (4 doubles) and the AVX-512 ones (8), as src/vmath.c picks them */
 #define AVX2 __attribute__((target("avx2")))
+#define AVX512 __attribute__((target("avx512f")))
 AVX2 __m256d _ZGVdN4v_exp(__m256d x);
 AVX2 __m256d _ZGVdN4v_log(__m256d x);
 AVX2 __m256d _ZGVdN4v_tanh(__m256d x);
+AVX512 __m512d _ZGVeN8v_exp(__m512d x);
+AVX512 __m512d _ZGVeN8v_log(__m512d x);
+AVX512 __m512d _ZGVeN8v_tanh(__m512d x);
 #define HAVE_LIBMVEC 1
+#define V4(f, o, x) _mm256_storeu_pd(o, _ZGVdN4v_##f(_mm256_loadu_pd(x)))
+#define V8(f, o, x) _mm512_storeu_pd(o, _ZGVeN8v_##f(_mm512_loadu_pd(x)))
 
-/* As train_floor, 4 points at a time: the three transcendental functions
- * through libmvec, the rest element by element in the same order. */
-AVX2 static void train_floor_mvec(const double *X, const double *Y, const double *init, int iters,
-                                  run *out) {
-    const double t0 = bench_now();
-    double W1[8], b1[4], W2[4], b2;
-    memcpy(W1, init, sizeof W1);
-    memcpy(b1, init + 8, sizeof b1);
-    memcpy(W2, init + 12, sizeof W2);
-    b2 = init[16];
-    for (int it = 0; it < iters; it++) {
-        double dW1[8] = {0}, db1[4] = {0}, dW2[4] = {0}, db2 = 0, lsum = 0;
-        for (int j = 0; j < M; j += 4) {
-            double a1[4][4], z2[4], a2[4], la[4], lb[4], q[4];
-            for (int i = 0; i < 4; i++) {
-                double z[4];
-                for (int u = 0; u < 4; u++)
-                    z[u] = W1[2 * i] * X[j + u] + W1[2 * i + 1] * X[M + j + u] + b1[i];
-                _mm256_storeu_pd(a1[i], _ZGVdN4v_tanh(_mm256_loadu_pd(z)));
-            }
-            for (int u = 0; u < 4; u++)
-                z2[u] = -(W2[0] * a1[0][u] + W2[1] * a1[1][u] + W2[2] * a1[2][u] +
-                          W2[3] * a1[3][u] + b2);
-            _mm256_storeu_pd(a2, _ZGVdN4v_exp(_mm256_loadu_pd(z2)));
-            for (int u = 0; u < 4; u++) a2[u] = 1.0 / (1.0 + a2[u]), q[u] = 1 - a2[u];
-            _mm256_storeu_pd(la, _ZGVdN4v_log(_mm256_loadu_pd(a2)));
-            _mm256_storeu_pd(lb, _ZGVdN4v_log(_mm256_loadu_pd(q)));
-            for (int u = 0; u < 4; u++) {
-                const double x1 = X[j + u], x2 = X[M + j + u], y = Y[j + u];
-                lsum += la[u] * y + (1 - y) * lb[u];
-                const double dz2 = a2[u] - y;
-                db2 += dz2;
-                for (int i = 0; i < 4; i++) {
-                    const double a = a1[i][u];
-                    dW2[i] += dz2 * a;
-                    const double dz1 = W2[i] * dz2 * (1 - a * a);
-                    dW1[2 * i] += dz1 * x1;
-                    dW1[2 * i + 1] += dz1 * x2;
-                    db1[i] += dz1;
-                }
-            }
-        }
-        const double c = -lsum / M;
-        if (it % 1000 == 0 && it / 1000 < NCOST) out->cost[it / 1000] = c;
-        out->last_cost = c;
-        for (int i = 0; i < 8; i++) W1[i] -= LR * (dW1[i] / M);
-        for (int i = 0; i < 4; i++) b1[i] -= LR * (db1[i] / M);
-        for (int i = 0; i < 4; i++) W2[i] -= LR * (dW2[i] / M);
-        b2 -= LR * (db2 / M);
+/* As train_floor, W points at a time: the three transcendental functions
+ * through libmvec (VF: V4 or V8), the rest element by element in the same
+ * order. M = 400 is a multiple of both widths. */
+#define FLOOR_MVEC(NAME, TARGET, W, VF)                                                            \
+    TARGET static void NAME(const double *X, const double *Y, const double *init, int iters,       \
+                            run *out) {                                                            \
+        const double t0 = bench_now();                                                             \
+        double W1[8], b1[4], W2[4], b2;                                                            \
+        memcpy(W1, init, sizeof W1);                                                               \
+        memcpy(b1, init + 8, sizeof b1);                                                           \
+        memcpy(W2, init + 12, sizeof W2);                                                          \
+        b2 = init[16];                                                                             \
+        for (int it = 0; it < iters; it++) {                                                       \
+            double dW1[8] = {0}, db1[4] = {0}, dW2[4] = {0}, db2 = 0, lsum = 0;                    \
+            for (int j = 0; j < M; j += W) {                                                       \
+                double a1[4][W], z2[W], a2[W], la[W], lb[W], q[W];                                 \
+                for (int i = 0; i < 4; i++) {                                                      \
+                    double z[W];                                                                   \
+                    for (int u = 0; u < W; u++)                                                    \
+                        z[u] = W1[2 * i] * X[j + u] + W1[2 * i + 1] * X[M + j + u] + b1[i];        \
+                    VF(tanh, a1[i], z);                                                            \
+                }                                                                                  \
+                for (int u = 0; u < W; u++)                                                        \
+                    z2[u] = -(W2[0] * a1[0][u] + W2[1] * a1[1][u] + W2[2] * a1[2][u] +             \
+                              W2[3] * a1[3][u] + b2);                                              \
+                VF(exp, a2, z2);                                                                   \
+                for (int u = 0; u < W; u++) a2[u] = 1.0 / (1.0 + a2[u]), q[u] = 1 - a2[u];         \
+                VF(log, la, a2);                                                                   \
+                VF(log, lb, q);                                                                    \
+                for (int u = 0; u < W; u++) {                                                      \
+                    const double x1 = X[j + u], x2 = X[M + j + u], y = Y[j + u];                   \
+                    lsum += la[u] * y + (1 - y) * lb[u];                                           \
+                    const double dz2 = a2[u] - y;                                                  \
+                    db2 += dz2;                                                                    \
+                    for (int i = 0; i < 4; i++) {                                                  \
+                        const double a = a1[i][u];                                                 \
+                        dW2[i] += dz2 * a;                                                         \
+                        const double dz1 = W2[i] * dz2 * (1 - a * a);                              \
+                        dW1[2 * i] += dz1 * x1;                                                    \
+                        dW1[2 * i + 1] += dz1 * x2;                                                \
+                        db1[i] += dz1;                                                             \
+                    }                                                                              \
+                }                                                                                  \
+            }                                                                                      \
+            const double c = -lsum / M;                                                            \
+            if (it % 1000 == 0 && it / 1000 < NCOST) out->cost[it / 1000] = c;                     \
+            out->last_cost = c;                                                                    \
+            for (int i = 0; i < 8; i++) W1[i] -= LR * (dW1[i] / M);                                \
+            for (int i = 0; i < 4; i++) b1[i] -= LR * (db1[i] / M);                                \
+            for (int i = 0; i < 4; i++) W2[i] -= LR * (dW2[i] / M);                                \
+            b2 -= LR * (db2 / M);                                                                  \
+        }                                                                                          \
+        out->seconds = bench_now() - t0;                                                           \
+        out->accuracy = accuracy_of(X, Y, W1, b1, W2, b2);                                         \
+        out->w1_00 = W1[0];                                                                        \
     }
-    out->seconds = bench_now() - t0;
-    out->accuracy = accuracy_of(X, Y, W1, b1, W2, b2);
-    out->w1_00 = W1[0];
-}
+FLOOR_MVEC(train_floor_mvec4, AVX2, 4, V4)
+FLOOR_MVEC(train_floor_mvec8, AVX512, 8, V8)
 #endif
 
 /* ------------------------------------------------------------ reporting */
@@ -311,8 +323,12 @@ int bench_w2(const bench_opts *o) {
 #ifdef HAVE_LIBMVEC
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2")) {
+        /* the widest variant the CPU runs, as src/vmath.c picks it */
+        const int w8 = __builtin_cpu_supports("avx512f");
+        bench_check(WL, "c-handwritten-libmvec", "vector_width", w8 ? 8 : 4);
         memset(runs, 0, sizeof runs);
-        for (int r = 0; r < nruns; r++) train_floor_mvec(X, Y, init, iters, &runs[r]);
+        for (int r = 0; r < nruns; r++)
+            (w8 ? train_floor_mvec8 : train_floor_mvec4)(X, Y, init, iters, &runs[r]);
         report(o, "c-handwritten-libmvec", runs, nruns, iters);
         for (int r = 0; r < nruns; r++) ts[r] = runs[r].seconds;
         bench_result(o, WL, "slope", "ratio_over_c_handwritten_libmvec",
