@@ -241,7 +241,10 @@ SL_INLINE void direct_body(int ta, int tb, size_t m, size_t n, size_t k, const d
                            const double *B, double *C, int accumulate, size_t ws_want, dot_fn dot,
                            rows_fn rows, gemv_fn gemv) {
     if (tb) { /* B stored (n,k) */
-        double *Bt = (ta || m >= 4) && k * n <= MAX_BT ? workspace(k * n, ws_want) : NULL;
+        /* fewer than 8 columns would fill a fraction of the rows kernel's vectors: dot
+         * products of the contiguous rows instead (a weight gradient dZ X^T of few inputs) */
+        double *Bt =
+            (ta || (m >= 4 && n >= 8)) && k * n <= MAX_BT ? workspace(k * n, ws_want) : NULL;
         if (Bt) { /* turn B round in the workspace: the rows form applies */
             for (size_t j = 0; j < n; j++)
                 for (size_t p = 0; p < k; p++) Bt[p * n + j] = B[j * k + p];
