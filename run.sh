@@ -66,9 +66,9 @@ test)
     configure_build build/asan -DCMAKE_BUILD_TYPE=Debug -DSLOPE_WERROR=ON \
         -DSLOPE_SANITIZE=address,undefined
     (cd build/asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j "$JOBS")
-    echo "== portable build: scalar libm only (SLOPE_VECTOR_MATH=OFF), the same tests"
+    echo "== portable build: no CPU dispatch, scalar libm (SLOPE_PORTABLE=ON, SLOPE_VECTOR_MATH=OFF)"
     configure_build build/scalar -DCMAKE_BUILD_TYPE=Release -DSLOPE_WERROR=ON \
-        -DSLOPE_VECTOR_MATH=OFF
+        -DSLOPE_PORTABLE=ON -DSLOPE_VECTOR_MATH=OFF
     (cd build/scalar && ctest --output-on-failure -j "$JOBS")
     echo "== shared library build (BUILD_SHARED_LIBS=ON), the same tests"
     configure_build build/shared -DCMAKE_BUILD_TYPE=Release -DSLOPE_WERROR=ON -DBUILD_SHARED_LIBS=ON

@@ -34,6 +34,23 @@
             abort()))
 #endif
 
+/* Element-wise kernels (src/ops/): compiled for AVX-512, for AVX2 and for
+ * the baseline x86-64, and the variant the CPU runs picked when the library
+ * is loaded (target_clones: an ifunc), so one binary uses the vector units
+ * of whatever machine runs it. The library is built with -ffp-contract=off
+ * (CMakeLists.txt), so no variant fuses a multiply and an add the others
+ * round twice: results do not depend on the CPU. SLOPE_PORTABLE (CMake
+ * option) builds the baseline only. Static functions only: clang 14 emits a
+ * cloned function's ifunc only where the function is called. */
+#if defined(__x86_64__) && !defined(SLOPE_PORTABLE) && defined(__GNUC__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+#define SL__KERNEL __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+#endif
+#ifndef SL__KERNEL
+#define SL__KERNEL
+#endif
+
 /* Hints for the recording path: keep the fast path small (its slow paths out
  * of line), and inline what it must not call. */
 #if defined(__GNUC__)
@@ -382,9 +399,12 @@ bool sl__axis(int axis, int ndim, int *out);
  * padded to SL_MAX_DIMS on the left. */
 void sl__bcast_strides(int nd, const int *dims, int nin, const int *din, size_t *st, int *pdims);
 
-/* dx(in's shape) += dout(out's shape) summed over the broadcast axes:
- * undoes broadcasting in one place for every binary op. */
-void sl__unbroadcast_add(double *dx, const sl_var *x, const double *dout, const sl_var *out);
+/* The gradient of a binary op's input x that is broadcast (x->n < out->n):
+ * dx += sign * g (out's shape), times w's value when w (an input of out,
+ * broadcast as well) is given, summed over the axes x is broadcast on.
+ * Sums along a long innermost axis run in partial sums (shape.c). */
+void sl__unbroadcast_acc(double *dx, const sl_var *x, const double *g, const sl_var *w, double sign,
+                         const sl_var *out);
 
 /* The shape rules shared by op families (they name the op in messages). */
 int sl__shape_same(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_attrs *a, int *ndim,

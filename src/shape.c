@@ -63,26 +63,48 @@ void sl__bcast_strides(int nd, const int *dims, int nin, const int *din, size_t 
     }
 }
 
-void sl__unbroadcast_add(double *dx, const sl_var *x, const double *dout, const sl_var *out) {
-    if (x->n == out->n) { /* same shape: no axis was broadcast */
-        for (size_t i = 0; i < out->n; i++) dx[i] += dout[i];
-        return;
-    }
-    if (x->n == 1) {
-        double s = 0.0;
-        for (size_t i = 0; i < out->n; i++) s += dout[i];
-        dx[0] += s;
-        return;
-    }
-    size_t st[SL_MAX_DIMS];
+/* Along an innermost axis that x is broadcast on, g (times w) is summed in
+ * eight partial sums when the axis is at least this long: the sum no longer
+ * waits on one running total, and vectorises. */
+enum { UNBROADCAST_SPLIT = 16 };
+
+void sl__unbroadcast_acc(double *dx, const sl_var *x, const double *g, const sl_var *w, double sign,
+                         const sl_var *out) {
+    size_t sx[SL_MAX_DIMS], sw[SL_MAX_DIMS] = {0};
     int d[SL_MAX_DIMS];
-    sl__bcast_strides(out->ndim, out->dims, x->ndim, x->dims, st, d);
+    sl__bcast_strides(out->ndim, out->dims, sl__ndim(x), sl__dims(x), sx, d);
+    if (w) sl__bcast_strides(out->ndim, out->dims, sl__ndim(w), sl__dims(w), sw, d);
+    const double *wv = w ? sl__val(w) : NULL;
+    const size_t n3 = (size_t)d[3], s3 = sx[3], w3 = sw[3];
     size_t k = 0;
     for (int i0 = 0; i0 < d[0]; i0++)
         for (int i1 = 0; i1 < d[1]; i1++)
-            for (int i2 = 0; i2 < d[2]; i2++) {
-                size_t base = (size_t)i0 * st[0] + (size_t)i1 * st[1] + (size_t)i2 * st[2];
-                for (int i3 = 0; i3 < d[3]; i3++) dx[base + (size_t)i3 * st[3]] += dout[k++];
+            for (int i2 = 0; i2 < d[2]; i2++, k += n3) {
+                const size_t bx = (size_t)i0 * sx[0] + (size_t)i1 * sx[1] + (size_t)i2 * sx[2];
+                const size_t bw = (size_t)i0 * sw[0] + (size_t)i1 * sw[1] + (size_t)i2 * sw[2];
+                const double *gr = g + k;
+                if (s3 == 0 && n3 >= UNBROADCAST_SPLIT) { /* a row into one element */
+                    double p[8] = {0};
+                    size_t i = 0;
+                    if (!wv) {
+                        for (; i + 8 <= n3; i += 8)
+                            for (int j = 0; j < 8; j++) p[j] += gr[i + j];
+                    } else if (w3 == 1) {
+                        for (; i + 8 <= n3; i += 8)
+                            for (int j = 0; j < 8; j++) p[j] += gr[i + j] * wv[bw + i + j];
+                    } else {
+                        for (; i + 8 <= n3; i += 8)
+                            for (int j = 0; j < 8; j++) p[j] += gr[i + j] * wv[bw + (i + j) * w3];
+                    }
+                    double sum = ((p[0] + p[1]) + (p[2] + p[3])) + ((p[4] + p[5]) + (p[6] + p[7]));
+                    for (; i < n3; i++) sum += wv ? gr[i] * wv[bw + i * w3] : gr[i];
+                    dx[bx] += sign * sum;
+                } else if (wv) {
+                    for (size_t i = 0; i < n3; i++)
+                        dx[bx + i * s3] += sign * (gr[i] * wv[bw + i * w3]);
+                } else {
+                    for (size_t i = 0; i < n3; i++) dx[bx + i * s3] += sign * gr[i];
+                }
             }
 }
 

@@ -201,7 +201,7 @@ Test(shape, broadcast_error_names_op_and_shapes) {
     sl_tape_free(t);
 }
 
-/* sl__unbroadcast_add sums dout over the axes x was broadcast along. */
+/* sl__unbroadcast_acc sums dout over the axes x was broadcast along. */
 Test(shape, unbroadcast_sums_over_broadcast_axes) {
     sl_tape *t = sl_tape_new();
     double g[24];
@@ -210,7 +210,7 @@ Test(shape, unbroadcast_sums_over_broadcast_axes) {
     /* x [4]: sum over axes 0, 1 */
     sl_var *x = sl_input(t, 1, (int[]){4}, NULL, 0);
     double dx[4] = {1, 1, 1, 1}; /* += : starts from what is there */
-    sl__unbroadcast_add(dx, x, g, out);
+    sl__unbroadcast_acc(dx, x, g, NULL, 1.0, out);
     for (int k = 0; k < 4; k++) {
         double s = 1;
         for (int i = 0; i < 2; i++)
@@ -220,7 +220,7 @@ Test(shape, unbroadcast_sums_over_broadcast_axes) {
     /* x [2,1,4]: sum over axis 1 */
     sl_var *y = sl_input(t, 3, (int[]){2, 1, 4}, NULL, 0);
     double dy[8] = {0};
-    sl__unbroadcast_add(dy, y, g, out);
+    sl__unbroadcast_acc(dy, y, g, NULL, 1.0, out);
     for (int i = 0; i < 2; i++)
         for (int k = 0; k < 4; k++) {
             double s = 0;
@@ -230,7 +230,7 @@ Test(shape, unbroadcast_sums_over_broadcast_axes) {
     /* x [3,1]: sum over axes 0 and 2 */
     sl_var *z = sl_input(t, 2, (int[]){3, 1}, NULL, 0);
     double dz[3] = {0};
-    sl__unbroadcast_add(dz, z, g, out);
+    sl__unbroadcast_acc(dz, z, g, NULL, 1.0, out);
     for (int j = 0; j < 3; j++) {
         double s = 0;
         for (int i = 0; i < 2; i++)
@@ -240,10 +240,50 @@ Test(shape, unbroadcast_sums_over_broadcast_axes) {
     /* a scalar gets the total; the same shape gets dout itself */
     sl_var *s0 = sl_scalar(t, 0, 0);
     double ds = 0;
-    sl__unbroadcast_add(&ds, s0, g, out);
+    sl__unbroadcast_acc(&ds, s0, g, NULL, 1.0, out);
     cr_expect_eq(ds, 300.0);
     double dsame[24] = {0};
-    sl__unbroadcast_add(dsame, out, g, out);
+    sl__unbroadcast_acc(dsame, out, g, NULL, 1.0, out);
     for (int i = 0; i < 24; i++) cr_expect_eq(dsame[i], g[i]);
     sl_tape_free(t);
+}
+
+/* With a weight input and a sign, and along long innermost axes (the
+ * partial-sum path, every length around its 8-wide steps): integers, so
+ * every order of summation gives the exact sums computed here. */
+Test(shape, unbroadcast_weighted_and_long_axes) {
+    for (int len = 1; len <= 40; len++) {
+        sl_tape *t = sl_tape_new();
+        const int n = 2 * 3 * len;
+        double g[240], wv[240], wr[3];
+        for (int i = 0; i < n; i++) g[i] = (double)(i % 17) - 5.0, wv[i] = (double)(i % 5) - 2.0;
+        for (int j = 0; j < 3; j++) wr[j] = (double)j - 0.5;
+        sl_var *out = sl_input(t, 3, (int[]){2, 3, len}, g, 0);
+        sl_var *x = sl_input(t, 3, (int[]){2, 3, 1}, NULL, 0); /* a bias over each row */
+        sl_var *wfull = sl_input(t, 3, (int[]){2, 3, len}, wv, 0);
+        sl_var *wrow = sl_input(t, 2, (int[]){3, 1}, wr, 0); /* broadcast on the long axis */
+        sl_var *wcol = sl_input(t, 1, (int[]){len}, wv, 0);  /* strided: stride 1, no rows */
+        sl_var *ws[4] = {NULL, wfull, wrow, wcol};
+        for (int wi = 0; wi < 4; wi++)
+            for (int sg = -1; sg <= 1; sg += 2) {
+                double dx[6] = {1, 2, 3, 4, 5, 6}, want[6];
+                for (int r = 0; r < 6; r++) {
+                    double s = 0;
+                    for (int i = 0; i < len; i++) {
+                        const int k = r * len + i;
+                        const double w = wi == 0   ? 1.0
+                                         : wi == 1 ? wv[k]
+                                         : wi == 2 ? wr[r % 3]
+                                                   : wv[i];
+                        s += g[k] * w;
+                    }
+                    want[r] = (double)(r + 1) + sg * s;
+                }
+                sl__unbroadcast_acc(dx, x, g, ws[wi], (double)sg, out);
+                for (int r = 0; r < 6; r++)
+                    cr_expect_eq(dx[r], want[r], "len %d, weight %d, sign %d: dx[%d] = %g, want %g",
+                                 len, wi, sg, r, dx[r], want[r]);
+            }
+        sl_tape_free(t);
+    }
 }

@@ -14,7 +14,7 @@
 /* a = 1/(1+e^-z);  da/dz = a(1-a)  (exactly 1/4 at z = 0) */
 /* sl__sigmoid vectorised: e = exp(-|z|) for the whole array (vmath.c), then
  * 1/(1+e) for z >= 0 and e/(1+e) below - the same two overflow-free branches */
-static void sigmoid_forward(sl_var *out) {
+SL__KERNEL static void sigmoid_forward(sl_var *out) {
     const double *x = out->in[0]->val;
     double *o = out->val;
     const size_t n = out->n;

@@ -1,7 +1,8 @@
 /*
  * elementwise.c - arithmetic element-wise ops. Binary ops broadcast as NumPy
- * (SL__ZIP_LOOP walks the broadcast indices; backward accumulates straight
- * into the broadcast input, which sums over the broadcast axes). Domain
+ * (SL__ZIP_LOOP walks the broadcast indices; the backward rules of add, sub
+ * and mul sum a broadcast input's gradient over its broadcast axes with
+ * sl__unbroadcast_acc, div's accumulates straight into it). Domain
  * errors follow IEEE: log(-1) is NaN, 1/0 is inf; nothing traps.
  */
 #include "../scalar.h"
@@ -10,51 +11,65 @@
 /* ---- binary: a (A), b (B) -> out (broadcast(A, B)) ---- */
 
 /* out = a + b;  da += g, db += g */
-static void add_forward(sl_var *out) {
+SL__KERNEL static void add_forward(sl_var *out) {
     const double *a = out->in[0]->val, *b = out->in[1]->val;
     double *o = out->val;
     SL__ZIP_LOOP(out, o[k] = a[ia] + b[ib]);
 }
-static void add_backward(sl_var *out) {
-    double *da = out->in[0]->grad, *db = out->in[1]->grad;
+/* The gradient of input X: element by element when it has out's shape, else
+ * summed over its broadcast axes by sl__unbroadcast_acc (W: the input the
+ * rule multiplies by, or NULL; SIGN +1 or -1). BODY is the same rule. */
+#define GRAD_OF(out, X, dx, BODY, W, SIGN)                                                         \
+    do {                                                                                           \
+        if ((X)->n == (out)->n)                                                                    \
+            SL__ZIP_LOOP(out, BODY);                                                               \
+        else                                                                                       \
+            sl__unbroadcast_acc(dx, X, (out)->grad, W, SIGN, out);                                 \
+    } while (0)
+
+SL__KERNEL static void add_backward(sl_var *out) {
+    sl_var *A = out->in[0], *B = out->in[1];
+    double *da = A->grad, *db = B->grad;
     const double *g = out->grad;
-    if (da) SL__ZIP_LOOP(out, da[ia] += g[k]);
-    if (db) SL__ZIP_LOOP(out, db[ib] += g[k]);
+    if (da) GRAD_OF(out, A, da, da[ia] += g[k], NULL, 1.0);
+    if (db) GRAD_OF(out, B, db, db[ib] += g[k], NULL, 1.0);
 }
 
 /* out = a - b;  da += g, db -= g */
-static void sub_forward(sl_var *out) {
+SL__KERNEL static void sub_forward(sl_var *out) {
     const double *a = out->in[0]->val, *b = out->in[1]->val;
     double *o = out->val;
     SL__ZIP_LOOP(out, o[k] = a[ia] - b[ib]);
 }
-static void sub_backward(sl_var *out) {
-    double *da = out->in[0]->grad, *db = out->in[1]->grad;
+SL__KERNEL static void sub_backward(sl_var *out) {
+    sl_var *A = out->in[0], *B = out->in[1];
+    double *da = A->grad, *db = B->grad;
     const double *g = out->grad;
-    if (da) SL__ZIP_LOOP(out, da[ia] += g[k]);
-    if (db) SL__ZIP_LOOP(out, db[ib] -= g[k]);
+    if (da) GRAD_OF(out, A, da, da[ia] += g[k], NULL, 1.0);
+    if (db) GRAD_OF(out, B, db, db[ib] -= g[k], NULL, -1.0);
 }
 
 /* out = a * b;  da += g*b, db += g*a */
-static void mul_forward(sl_var *out) {
+SL__KERNEL static void mul_forward(sl_var *out) {
     const double *a = out->in[0]->val, *b = out->in[1]->val;
     double *o = out->val;
     SL__ZIP_LOOP(out, o[k] = a[ia] * b[ib]);
 }
-static void mul_backward(sl_var *out) {
-    double *da = out->in[0]->grad, *db = out->in[1]->grad;
-    const double *a = out->in[0]->val, *b = out->in[1]->val, *g = out->grad;
-    if (da) SL__ZIP_LOOP(out, da[ia] += g[k] * b[ib]);
-    if (db) SL__ZIP_LOOP(out, db[ib] += g[k] * a[ia]);
+SL__KERNEL static void mul_backward(sl_var *out) {
+    sl_var *A = out->in[0], *B = out->in[1];
+    double *da = A->grad, *db = B->grad;
+    const double *a = A->val, *b = B->val, *g = out->grad;
+    if (da) GRAD_OF(out, A, da, da[ia] += g[k] * b[ib], B, 1.0);
+    if (db) GRAD_OF(out, B, db, db[ib] += g[k] * a[ia], A, 1.0);
 }
 
 /* out = a / b;  da += g/b, db -= g*out/b (out saved: no second division of a) */
-static void div_forward(sl_var *out) {
+SL__KERNEL static void div_forward(sl_var *out) {
     const double *a = out->in[0]->val, *b = out->in[1]->val;
     double *o = out->val;
     SL__ZIP_LOOP(out, o[k] = a[ia] / b[ib]);
 }
-static void div_backward(sl_var *out) {
+SL__KERNEL static void div_backward(sl_var *out) {
     double *da = out->in[0]->grad, *db = out->in[1]->grad;
     const double *b = out->in[1]->val, *o = out->val, *g = out->grad;
     if (da) SL__ZIP_LOOP(out, da[ia] += g[k] / b[ib]);

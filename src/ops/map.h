@@ -42,7 +42,7 @@ static inline sl__view sl__axis_view(const sl_var *x, int axis) {
 
 /* The forward loop alone. */
 #define SL__MAP_FORWARD(NAME, FWD)                                                                 \
-    static void NAME##_forward(sl_var *out) {                                                      \
+    SL__KERNEL static void NAME##_forward(sl_var *out) {                                           \
         const double *x = out->in[0]->val;                                                         \
         double *o = out->val;                                                                      \
         const double alpha = out->attrs->alpha;                                                    \
@@ -55,7 +55,7 @@ static inline sl__view sl__axis_view(const sl_var *x, int axis) {
 
 /* Backward and tangent rules from one derivative expression (see above). */
 #define SL__MAP_RULES(NAME, BWD)                                                                   \
-    static void NAME##_backward(sl_var *out) {                                                     \
+    SL__KERNEL static void NAME##_backward(sl_var *out) {                                          \
         double *dx = out->in[0]->grad;                                                             \
         if (!dx) return;                                                                           \
         const double *x = out->in[0]->val, *o = out->val, *gr = out->grad;                         \
