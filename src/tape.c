@@ -843,7 +843,9 @@ int sl_backward_seed(sl_tape *t, sl_var *y, const double *dy) {
 /* Replay's inner loop over a run of scalar nodes from nodes[i] up to the
  * first tensor node; returns its index (n if none). A chain's value is
  * carried in a register (prev, prev_val), as in s_sweep. Op-node gradients
- * are zeroed on the way. */
+ * are zeroed on the way. Leaf runs (internal.h) marked by an earlier replay
+ * are jumped at their first leaf; unmarked plain leaves are marked here, so
+ * a run is only ever entered at its first leaf. */
 static size_t s_forward(sl_var *const *nodes, size_t i, size_t n) {
     const sl__snode *prev = NULL;
     double prev_val = 0.0;
