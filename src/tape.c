@@ -768,7 +768,10 @@ static size_t s_sweep(sl_var *const *nodes, size_t i) {
         carry = NULL;
         if (s->run > 1 && !(s->run & SL__RUN_FIRST)) { /* a leaf run, down to its first */
             const size_t k = s->run;
-            if (s->flags & SL__NODE_GRAD)
+            /* marked leaves stay marked, and a sweep that marked s went on down the
+             * run (it can only stop early at an op node): if s is marked, the whole
+             * run below it is, as in every replay after the first sweep */
+            if ((s->flags & (SL__NODE_GRAD | SL__NODE_SWEPT)) == SL__NODE_GRAD)
                 for (size_t j = i + 1 - k; j <= i; j++) SL__FLAGS(nodes[j]) |= SL__NODE_SWEPT;
             i -= k - 1;
             continue;
