@@ -134,7 +134,10 @@ static inline sl_var *sl__s_rec2(sl_tape *t, const sl_op *op, int code, sl_var *
                 s->kind = SL__KIND_SCALAR;
                 s->flags = (a->flags | b->flags) & SL__NODE_GRAD;
                 s->code = (unsigned char)code;
-                s->run = 0;
+                s->run = code == SL__S_MUL && a->id == n - 1 && a->code == SL__S_MUL &&
+                                 (a->flags & SL__NODE_GRAD)
+                             ? SL__OP_CHAIN
+                             : 0;
                 s->val = code == SL__S_MUL   ? a->val * b->val
                          : code == SL__S_ADD ? a->val + b->val
                          : code == SL__S_SUB ? a->val - b->val

@@ -782,7 +782,27 @@ static size_t s_sweep(sl_var *const *nodes, size_t i) {
             s_leaf_swept(s);
             continue;
         }
-        carry_g = sl__s_backward(s, s == c ? carry_g : s->grad);
+        double g = s == c ? carry_g : s->grad;
+        if (s->run & SL__OP_CHAIN) { /* s = x * y, x = nodes[i-1] a product: follow the chain */
+            for (;;) {
+                sl__snode *x = s->arg[0].x, *y = s->arg[1].x;
+                const double old = x->grad, d = g * y->val;
+                x->grad = old + d;
+                y->grad += g * x->val;
+                carry = x;
+                if (old != 0.0 || y == x) {
+                    carry_g = x->grad;
+                    break;
+                }
+                carry_g = d; /* the add stays off the chain while the slot was fresh */
+                if (!(x->run & SL__OP_CHAIN)) break;
+                s = sl__s(nodes[--i]); /* x, from the list: no load on the chain */
+                s->flags |= SL__NODE_SWEPT;
+                g = d;
+            }
+            continue;
+        }
+        carry_g = sl__s_backward(s, g);
         carry = s->arg[0].x;
     }
     return i;
@@ -876,6 +896,22 @@ static size_t s_forward(sl_var *const *nodes, size_t i, size_t n) {
             continue;
         }
         first = NULL;
+        if (s->code == SL__S_MUL && (s->run & SL__OP_CHAIN) && s->arg[0].x == prev) {
+            /* a chain of products: each one's first input is the one before */
+            double v = prev_val;
+            for (;;) {
+                s->val = v = v * s->arg[1].x->val;
+                s->grad = 0.0;
+                if (i + 1 == n || !sl__is_s(nodes[i + 1])) break;
+                sl__snode *nx = sl__s(nodes[i + 1]);
+                if (nx->code != SL__S_MUL || !(nx->run & SL__OP_CHAIN)) break;
+                s = nx;
+                i++;
+            }
+            prev = s;
+            prev_val = v;
+            continue;
+        }
         const sl__snode *x = s->arg[0].x;
         s->val = prev_val = sl__s_eval_z(s, x == prev ? prev_val : x->val);
         s->grad = 0.0;

@@ -957,6 +957,99 @@ Test(scalar, leaf_runs_sweep_like_single_leaves) {
     sl_params_free(ps);
 }
 
+/* Chains of products (y = y * x_i, W5's shape), which the sweeps follow in
+ * their own loops (docs/design.md, "Product chains"), against the shape-[1]
+ * tensor path bit for bit: random graphs of chains over leaves of every
+ * kind of value, with squares (y * y), intermediates used again later (so
+ * a gradient slot is not fresh when the chain reaches it), a tensor op
+ * reading an intermediate through a view, constants, several roots, and
+ * replays after new leaf values. */
+enum { CH_LEAVES = 24, CH_OPS = 160 };
+typedef struct chain_graph {
+    sl_var *leaf[CH_LEAVES], *op[CH_OPS];
+    int nops;
+} chain_graph;
+
+static unsigned ch_rand(unsigned *st) { return *st = *st * 1103515245u + 12345u, *st >> 8; }
+
+static sl_var *record_chains(sl_tape *t, int rank0, unsigned seed, chain_graph *g) {
+    static const double V[] = {0.5, -1.25, 2.0, 0.0, -0.0, 3.0, -0.75, 1e-200, 1e200, 1.5};
+    unsigned st = seed;
+    for (int i = 0; i < CH_LEAVES; i++) {
+        double v = V[ch_rand(&st) % 10];
+        if (seed % 5 == 0 && i == 7) v = INFINITY;
+        if (seed % 7 == 0 && i == 9) v = NAN;
+        g->leaf[i] = leaf(t, rank0, v, ch_rand(&st) % 4 ? SL_GRAD : 0);
+    }
+    sl_var *y = g->leaf[0], *kept = NULL, *side = NULL;
+    g->nops = 0;
+    for (int k = 0; k < CH_OPS; k++) {
+        const unsigned r = ch_rand(&st) % 100;
+        sl_var *x = g->leaf[ch_rand(&st) % CH_LEAVES];
+        if (r < 70)
+            y = sl_mul(t, y, x); /* the chain goes on */
+        else if (r < 76)
+            y = sl_mul(t, y, y); /* a square: both inputs the same node */
+        else if (r < 82) {
+            kept = y; /* used again below: its slot fills before the chain returns */
+            y = sl_mul(t, y, x);
+        } else if (r < 88 && kept)
+            y = sl_add(t, sl_mul(t, kept, x), y);
+        else if (r < 92)
+            y = sl_mul(t, x, y); /* the chain in the second input */
+        else if (r < 95 && kept && !side)
+            side = sl_sum(t, sl_mul(t, kept, sl_input(t, 1, (int[]){2}, (double[]){0.5, -1.0}, 0)),
+                          SL_ALL, 0); /* a tensor op reads kept through a view */
+        else
+            y = sl_mul(t, g->leaf[ch_rand(&st) % CH_LEAVES], x); /* a new chain */
+        g->op[g->nops++] = y;
+    }
+    return side ? sl_add(t, y, side) : y;
+}
+
+static void expect_same_chain_grads(const chain_graph *a, const chain_graph *b, const char *what,
+                                    unsigned seed) {
+    for (int i = 0; i < CH_LEAVES + a->nops; i++) {
+        const sl_var *x = i < CH_LEAVES ? a->leaf[i] : a->op[i - CH_LEAVES];
+        const sl_var *r = i < CH_LEAVES ? b->leaf[i] : b->op[i - CH_LEAVES];
+        cr_expect(same(sl_item(x), sl_item(r)), "seed %u, %s: node %d value %a vs %a", seed, what,
+                  i, sl_item(x), sl_item(r));
+        cr_expect_eq(sl_grad(x) == NULL, sl_grad(r) == NULL, "seed %u, %s: node %d grad NULL?",
+                     seed, what, i);
+        if (sl_grad(x) && sl_grad(r))
+            cr_expect(same(sl_grad(x)[0], sl_grad(r)[0]), "seed %u, %s: node %d grad %a vs %a",
+                      seed, what, i, sl_grad(x)[0], sl_grad(r)[0]);
+    }
+}
+
+Test(scalar, product_chains_match_tensor_path) {
+    for (unsigned seed = 1; seed <= 40; seed++) {
+        sl_tape *ts = sl_tape_new(), *tr = sl_tape_new();
+        chain_graph gs, gr;
+        sl_var *ys = record_chains(ts, 1, seed, &gs), *yr = record_chains(tr, 0, seed, &gr);
+        cr_assert_not_null(ys, "seed %u: %s", seed, sl_tape_error(ts));
+        cr_assert_not_null(yr, "seed %u: %s", seed, sl_tape_error(tr));
+        cr_assert_eq(sl_backward(ts, ys), SL_OK);
+        cr_assert_eq(sl_backward(tr, yr), SL_OK);
+        expect_same_chain_grads(&gs, &gr, "record + backward", seed);
+        /* a root inside the graph, then replays (leaf gradients accumulate) */
+        sl_var *mid_s = gs.op[gs.nops / 2], *mid_r = gr.op[gr.nops / 2];
+        cr_assert_eq(sl_backward(ts, mid_s), SL_OK);
+        cr_assert_eq(sl_backward(tr, mid_r), SL_OK);
+        expect_same_chain_grads(&gs, &gr, "a root mid-graph", seed);
+        for (int rep = 0; rep < 2; rep++) {
+            sl_leaf_data(gs.leaf[3])[0] = sl_leaf_data(gr.leaf[3])[0] = rep ? -0.0 : 1.75;
+            cr_assert_eq(sl_forward(ts), SL_OK);
+            cr_assert_eq(sl_forward(tr), SL_OK);
+            cr_assert_eq(sl_backward(ts, ys), SL_OK);
+            cr_assert_eq(sl_backward(tr, yr), SL_OK);
+            expect_same_chain_grads(&gs, &gr, "replayed", seed);
+        }
+        sl_tape_free(ts);
+        sl_tape_free(tr);
+    }
+}
+
 /* Custom ops on rank-0 nodes: attributes (every field), a saved buffer,
  * forward, backward and tangent rules, replay. */
 #define SCALE_CUBE OWN_PREFIX "scale_cube"
