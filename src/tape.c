@@ -787,17 +787,20 @@ static size_t s_sweep(sl_var *const *nodes, size_t i) {
             for (;;) {
                 sl__snode *x = s->arg[0].x, *y = s->arg[1].x;
                 const double old = x->grad, d = g * y->val;
+                uint64_t bits; /* all zero: the slot held +0 (fresh) */
+                memcpy(&bits, &old, sizeof bits);
                 x->grad = old + d;
                 y->grad += g * x->val;
                 carry = x;
-                if (old != 0.0 || y == x) {
+                if (bits != 0 || y == x) {
                     carry_g = x->grad;
                     break;
                 }
                 carry_g = d; /* the add stays off the chain while the slot was fresh */
                 if (!(x->run & SL__OP_CHAIN)) break;
                 s = sl__s(nodes[--i]); /* x, from the list: no load on the chain */
-                s->flags |= SL__NODE_SWEPT;
+                if (!(s->flags & SL__NODE_SWEPT))
+                    s->flags |= SL__NODE_SWEPT; /* replays: no store */
                 g = d;
             }
             continue;
@@ -863,6 +866,17 @@ int sl_backward_seed(sl_tape *t, sl_var *y, const double *dy) {
     return sl__sweep(t, y, dy, "sl_backward_seed");
 }
 
+/* Is v a scalar product with the chain bit? (kind, code and run byte in one
+ * load: the head's bytes 4..7, the same offsets for both kinds of node) */
+static inline int s_chains(const sl_var *v) {
+    uint32_t h;
+    memcpy(&h, (const char *)v + offsetof(sl__snode, kind), sizeof h);
+    const uint32_t mask = 0xffu | 0xffu << 16 | (uint32_t)SL__OP_CHAIN << 24;
+    const uint32_t want =
+        SL__KIND_SCALAR | (uint32_t)SL__S_MUL << 16 | (uint32_t)SL__OP_CHAIN << 24;
+    return (h & mask) == want;
+}
+
 /* Replay's inner loop over a run of scalar nodes from nodes[i] up to the
  * first tensor node; returns its index (n if none). A chain's value is
  * carried in a register (prev, prev_val), as in s_sweep. Op-node gradients
@@ -902,10 +916,8 @@ static size_t s_forward(sl_var *const *nodes, size_t i, size_t n) {
             for (;;) {
                 s->val = v = v * s->arg[1].x->val;
                 s->grad = 0.0;
-                if (i + 1 == n || !sl__is_s(nodes[i + 1])) break;
-                sl__snode *nx = sl__s(nodes[i + 1]);
-                if (nx->code != SL__S_MUL || !(nx->run & SL__OP_CHAIN)) break;
-                s = nx;
+                if (i + 1 == n || !s_chains(nodes[i + 1])) break;
+                s = sl__s(nodes[i + 1]);
                 i++;
             }
             prev = s;
