@@ -182,7 +182,7 @@ enum { SL__RUN_FIRST = 0x80, SL__RUN_MAX = 0x7f };
 /* In an op node's run byte: a product whose first input is the node
  * recorded just before it, itself a product a gradient flows to (a chain,
  * as W5's y = y * x_i): sl_backward follows such chains in a short loop.
- * Set when recording (sl__s_rec2); it never changes after. */
+ * Set when recording (sl__s_fill2); it never changes after. */
 enum { SL__OP_CHAIN = 0x80 };
 
 enum { SL__KIND_NODE = 0, SL__KIND_SCALAR = 1 };

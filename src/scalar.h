@@ -117,6 +117,36 @@ static inline double sl__s_jvp(const sl__snode *s, const double *ta, const doubl
     return 0.0;
 }
 
+/* Fill leaf record s: value x, SL_GRAD if grad (the id is the caller's). */
+static inline void sl__s_fill_leaf(sl__snode *s, double x, int grad) {
+    s->kind = SL__KIND_SCALAR;
+    s->flags = (unsigned char)(SL__NODE_LEAF | (grad ? SL__NODE_GRAD : 0));
+    s->code = SL__S_LEAF;
+    s->run = 0;
+    s->val = x;
+    s->grad = 0.0;
+}
+
+/* Fill record s for binary code `code` over a and b, s to become node n of
+ * its tape (the id is the caller's): value, inputs, and the chain bit when
+ * s is a product of the product recorded just before it. */
+static inline void sl__s_fill2(sl__snode *s, int code, sl__snode *a, sl__snode *b, size_t n) {
+    s->kind = SL__KIND_SCALAR;
+    s->flags = (a->flags | b->flags) & SL__NODE_GRAD;
+    s->code = (unsigned char)code;
+    s->run = code == SL__S_MUL && a->id + (size_t)1 == n && a->code == SL__S_MUL &&
+                     (a->flags & SL__NODE_GRAD)
+                 ? SL__OP_CHAIN
+                 : 0;
+    s->val = code == SL__S_MUL   ? a->val * b->val
+             : code == SL__S_ADD ? a->val + b->val
+             : code == SL__S_SUB ? a->val - b->val
+                                 : a->val / b->val;
+    s->grad = 0.0;
+    s->arg[0].x = a;
+    s->arg[1].x = b;
+}
+
 /* Record binary code `code` (constant at each call site) over x and y: the
  * inline path of scalar graphs (W1, W5), taken while the tape is healthy
  * (t->fast_cap, internal.h) and x, y are scalar nodes of t; anything else
@@ -130,21 +160,8 @@ static inline sl_var *sl__s_rec2(sl_tape *t, const sl_op *op, int code, sl_var *
             t->nodes[b->id] == y) {
             sl__snode *s = sl__arena_bump(&t->arena, sizeof *s + 2 * sizeof(sl__sarg), 8);
             if (s) { /* else sl__s_apply2 takes a new chunk */
+                sl__s_fill2(s, code, a, b, n);
                 s->id = (uint32_t)n;
-                s->kind = SL__KIND_SCALAR;
-                s->flags = (a->flags | b->flags) & SL__NODE_GRAD;
-                s->code = (unsigned char)code;
-                s->run = code == SL__S_MUL && a->id == n - 1 && a->code == SL__S_MUL &&
-                                 (a->flags & SL__NODE_GRAD)
-                             ? SL__OP_CHAIN
-                             : 0;
-                s->val = code == SL__S_MUL   ? a->val * b->val
-                         : code == SL__S_ADD ? a->val + b->val
-                         : code == SL__S_SUB ? a->val - b->val
-                                             : a->val / b->val;
-                s->grad = 0.0;
-                s->arg[0].x = a;
-                s->arg[1].x = b;
                 t->nodes[n] = (sl_var *)(void *)s;
                 t->n = n + 1;
                 return (sl_var *)(void *)s;

@@ -348,12 +348,7 @@ static sl_var *s_leaf(sl_tape *t, double x, int grad, double *param, double *par
         sl__fail(t, SL_ENOMEM, "%s%s: out of memory for a scalar", fn.pre, fn.name);
         return NULL;
     }
-    s->kind = SL__KIND_SCALAR;
-    s->flags = (unsigned char)(SL__NODE_LEAF | (grad ? SL__NODE_GRAD : 0));
-    s->code = SL__S_LEAF;
-    s->run = 0;
-    s->val = x;
-    s->grad = 0.0;
+    sl__s_fill_leaf(s, x, grad);
     if (param) {
         s->flags |= SL__NODE_PARAM;
         s->arg[0].ext = param;
@@ -367,13 +362,8 @@ sl_var *sl_scalar(sl_tape *t, double x, int flags) {
         sl__snode *s = sl__arena_bump(&t->arena, sizeof *s, 8);
         if (s) { /* else s_leaf takes a new chunk */
             const size_t n = t->n;
+            sl__s_fill_leaf(s, x, flags & SL_GRAD);
             s->id = (uint32_t)n;
-            s->kind = SL__KIND_SCALAR;
-            s->flags = (unsigned char)(SL__NODE_LEAF | (flags & SL_GRAD ? SL__NODE_GRAD : 0));
-            s->code = SL__S_LEAF;
-            s->run = 0;
-            s->val = x;
-            s->grad = 0.0;
             t->nodes[n] = (sl_var *)(void *)s;
             t->n = n + 1;
             return (sl_var *)(void *)s;
@@ -425,18 +415,7 @@ static SL__INLINE sl_var *s_record2(sl_tape *t, const sl_op *op, int code, sl__s
                                     sl__snode *y) {
     sl__snode *s = sl__arena_take(&t->arena, sizeof *s + 2 * sizeof(sl__sarg), 8);
     if (!s) return s_oom(t, op);
-    s->arg[0].x = x;
-    s->arg[1].x = y;
-    s->kind = SL__KIND_SCALAR;
-    s->flags = (x->flags | y->flags) & SL__NODE_GRAD;
-    s->code = (unsigned char)code;
-    s->run = 0;
-    s->grad = 0.0;
-    const double a = x->val, b = y->val;
-    s->val = code == SL__S_MUL   ? a * b
-             : code == SL__S_ADD ? a + b
-             : code == SL__S_SUB ? a - b
-                                 : a / b;
+    sl__s_fill2(s, code, x, y, t->n); /* push_s gives it id t->n */
     if (!push_s(t, s, WHO_OP(op))) return NULL;
     if ((t->check & SL_CHECK_FINITE) && !isfinite(s->val)) return s_nonfinite(t, op, s);
     return (sl_var *)(void *)s;
@@ -895,7 +874,7 @@ static size_t s_forward(sl_var *const *nodes, size_t i, size_t n) {
                 i += (s->run & SL__RUN_MAX) - 1u;
                 first = NULL;
             } else if (s->flags & SL__NODE_PARAM) {
-                s->val = *s->arg[0].ext;
+                s_leaf_replayed(s);
                 first = NULL;
             } else if (!s->run) { /* mark the runs for the sweeps after this one */
                 if (first && len < SL__RUN_MAX && !((first->flags ^ s->flags) & SL__NODE_GRAD)) {
