@@ -118,11 +118,22 @@ static inline double sl__s_jvp(const sl__snode *s, const double *ta, const doubl
 }
 
 /* Fill leaf record s: value x, SL_GRAD if grad (the id is the caller's). */
-static inline void sl__s_fill_leaf(sl__snode *s, double x, int grad) {
-    s->kind = SL__KIND_SCALAR;
-    s->flags = (unsigned char)(SL__NODE_LEAF | (grad ? SL__NODE_GRAD : 0));
-    s->code = SL__S_LEAF;
-    s->run = 0;
+/* Write s's head (id, kind, flags, code, run) in one 8-byte store rather than
+ * five narrow ones. */
+static inline void sl__s_head(sl__snode *s, size_t id, unsigned flags, unsigned code,
+                              unsigned run) {
+    struct {
+        uint32_t id;
+        unsigned char kind, flags, code, run;
+    } h = {(uint32_t)id, SL__KIND_SCALAR, (unsigned char)flags, (unsigned char)code,
+           (unsigned char)run};
+    _Static_assert(sizeof h == offsetof(sl__snode, val), "the head is the first 8 bytes");
+    memcpy(s, &h, sizeof h);
+}
+
+/* Fill plain leaf s of value x, to become node `id` of its tape. */
+static inline void sl__s_fill_leaf(sl__snode *s, size_t id, double x, int grad) {
+    sl__s_head(s, id, SL__NODE_LEAF | (grad ? SL__NODE_GRAD : 0), SL__S_LEAF, 0);
     s->val = x;
     s->grad = 0.0;
 }

@@ -348,7 +348,7 @@ static sl_var *s_leaf(sl_tape *t, double x, int grad, double *param, double *par
         sl__fail(t, SL_ENOMEM, "%s%s: out of memory for a scalar", fn.pre, fn.name);
         return NULL;
     }
-    sl__s_fill_leaf(s, x, grad);
+    sl__s_fill_leaf(s, t->n, x, grad);
     if (param) {
         s->flags |= SL__NODE_PARAM;
         s->arg[0].ext = param;
@@ -357,24 +357,29 @@ static sl_var *s_leaf(sl_tape *t, double x, int grad, double *param, double *par
     return push_s(t, s, fn) ? (sl_var *)(void *)s : NULL;
 }
 
-sl_var *sl_scalar(sl_tape *t, double x, int flags) {
-    if (t && t->n < t->fast_cap && !(flags & ~SL_GRAD)) { /* the common case, inline */
-        sl__snode *s = sl__arena_bump(&t->arena, sizeof *s, 8);
-        if (s) { /* else s_leaf takes a new chunk */
-            const size_t n = t->n;
-            sl__s_fill_leaf(s, x, flags & SL_GRAD);
-            s->id = (uint32_t)n;
-            t->nodes[n] = (sl_var *)(void *)s;
-            t->n = n + 1;
-            return (sl_var *)(void *)s;
-        }
-    }
+/* sl_scalar's checked path: errors, flags, growth, anomaly mode. Out of
+ * line, so that the inline path needs no registers saved. */
+static SL__NOINLINE sl_var *s_scalar_slow(sl_tape *t, double x, int flags) {
     if (!t || t->status != SL_OK) return NULL;
     if (flags & ~SL_GRAD) {
         sl__fail(t, SL_EARG, "sl_scalar: unknown flags 0x%x (only SL_GRAD)", (unsigned)flags);
         return NULL;
     }
     return s_leaf(t, x, flags & SL_GRAD, NULL, NULL, WHO_LEAF("sl_scalar"));
+}
+
+sl_var *sl_scalar(sl_tape *t, double x, int flags) {
+    if (t && t->n < t->fast_cap && !(flags & ~SL_GRAD)) { /* the common case, inline */
+        sl__snode *s = sl__arena_bump(&t->arena, sizeof *s, 8);
+        if (s) { /* else s_leaf takes a new chunk */
+            const size_t n = t->n;
+            sl__s_fill_leaf(s, n, x, flags & SL_GRAD);
+            t->nodes[n] = (sl_var *)(void *)s;
+            t->n = n + 1;
+            return (sl_var *)(void *)s;
+        }
+    }
+    return s_scalar_slow(t, x, flags);
 }
 
 /* The slow ends of recording a scalar node: out of memory, or (anomaly
@@ -732,6 +737,37 @@ static inline void s_leaf_replayed(sl__snode *s) {
     if (s->flags & SL__NODE_PARAM) s->val = *s->arg[0].ext;
 }
 
+/* The head's bytes 4..7 (kind, flags, code, run: the same offsets for both
+ * kinds of node) in one load, to test several of them at once against
+ * s_pattern4 patterns; s_pattern4 puts its bytes in memory order, so the
+ * tests do not depend on the machine's byte order. */
+static inline uint32_t s_head4(const sl_var *v) {
+    uint32_t h;
+    memcpy(&h, (const char *)v + offsetof(sl__snode, kind), sizeof h);
+    return h;
+}
+static inline uint32_t s_pattern4(unsigned kind, unsigned flags, unsigned code, unsigned run) {
+    const unsigned char b[4] = {(unsigned char)kind, (unsigned char)flags, (unsigned char)code,
+                                (unsigned char)run};
+    uint32_t h;
+    memcpy(&h, b, sizeof h);
+    return h;
+}
+
+/* Is v a scalar product with the chain bit? */
+static inline int s_chains(const sl_var *v) {
+    return (s_head4(v) & s_pattern4(0xff, 0, 0xff, SL__OP_CHAIN)) ==
+           s_pattern4(SL__KIND_SCALAR, 0, SL__S_MUL, SL__OP_CHAIN);
+}
+
+/* Is v a plain scalar leaf a gradient flows to, in no leaf run yet? The
+ * first reverse sweep after recording, which meets leaves one by one, marks
+ * a stretch of them in one short loop. */
+static inline int s_unmarked_leaf(const sl_var *v) {
+    return (s_head4(v) & s_pattern4(0xff, SL__NODE_GRAD | SL__NODE_PARAM, 0xff, 0xff)) ==
+           s_pattern4(SL__KIND_SCALAR, SL__NODE_GRAD, SL__S_LEAF, 0);
+}
+
 /* The reverse sweep's inner loop over a run of scalar nodes: nodes[i-1],
  * nodes[i-2], ... down to the first tensor node; returns the index after
  * it (0 if the run reached node 0). It carries a chain's gradient in a
@@ -758,6 +794,9 @@ static size_t s_sweep(sl_var *const *nodes, size_t i) {
         if (!(s->flags & SL__NODE_GRAD)) continue;
         s->flags |= SL__NODE_SWEPT;
         if (s->code == SL__S_LEAF) {
+            if (!s->run && !(s->flags & SL__NODE_PARAM)) /* runs not marked yet: no replay */
+                while (i > 0 && s_unmarked_leaf(nodes[i - 1]))
+                    SL__FLAGS(nodes[--i]) |= SL__NODE_SWEPT;
             s_leaf_swept(s);
             continue;
         }
@@ -843,17 +882,6 @@ int sl_backward_seed(sl_tape *t, sl_var *y, const double *dy) {
     if (rc != SL_OK) return rc;
     if (!dy) return sl__fail(t, SL_EARG, "sl_backward_seed: dy is NULL");
     return sl__sweep(t, y, dy, "sl_backward_seed");
-}
-
-/* Is v a scalar product with the chain bit? (kind, code and run byte in one
- * load: the head's bytes 4..7, the same offsets for both kinds of node) */
-static inline int s_chains(const sl_var *v) {
-    uint32_t h;
-    memcpy(&h, (const char *)v + offsetof(sl__snode, kind), sizeof h);
-    const uint32_t mask = 0xffu | 0xffu << 16 | (uint32_t)SL__OP_CHAIN << 24;
-    const uint32_t want =
-        SL__KIND_SCALAR | (uint32_t)SL__S_MUL << 16 | (uint32_t)SL__OP_CHAIN << 24;
-    return (h & mask) == want;
 }
 
 /* Replay's inner loop over a run of scalar nodes from nodes[i] up to the

@@ -871,6 +871,53 @@ static void expect_run_grads(sl_var *const *x, sl_var *const *pq, sl_param *w, d
     cr_expect_eq(sl_grad(pq[1])[0], times * 0.75, "%s: dy/dq", what);
 }
 
+/* A sweep straight after recording, before any replay has marked the runs:
+ * it marks stretches of unmarked leaves in a short loop of its own, which
+ * must stop at constants, at sl_use leaves and at ops, and from a root
+ * inside a stretch mark only what lies below it. */
+Test(scalar, leaves_swept_before_any_replay) {
+    sl_params *ps = sl_params_new();
+    const double w0 = -0.625;
+    sl_param *w = sl_param_new(ps, "w", 0, NULL, &w0);
+    cr_assert_not_null(w);
+    sl_tape *t = sl_tape_new();
+    sl_var *x[NRUN], *pq[2];
+    sl_var *y = record_runs(t, w, x, pq);
+    cr_assert_not_null(y, "%s", sl_tape_error(t));
+    for (int i = 0; i < NRUN; i++) cr_expect_null(sl_grad(x[i]), "leaf %d before any sweep", i);
+    cr_assert_eq(sl_backward(t, y), SL_OK);
+    expect_run_grads(x, pq, w, 1.0, "sweep right after recording");
+    cr_assert_eq(sl_backward(t, y), SL_OK);
+    expect_run_grads(x, pq, w, 2.0, "second sweep, still no replay");
+    cr_assert_eq(sl_forward(t), SL_OK); /* marks the runs now */
+    cr_assert_eq(sl_backward(t, y), SL_OK);
+    expect_run_grads(x, pq, w, 3.0, "after the first replay");
+
+    /* roots inside the stretches, on fresh tapes (nothing marked) */
+    const int roots[] = {0, 1, 126, 127, 200, 299, 350, 456, 605, NRUN - 1};
+    for (size_t r = 0; r < sizeof roots / sizeof roots[0]; r++) {
+        sl_tape *u = sl_tape_new();
+        sl_var *xu[NRUN], *pu[2];
+        cr_assert_not_null(record_runs(u, w, xu, pu));
+        sl_var *root = xu[roots[r]];
+        cr_assert_eq(sl_backward(u, root), SL_OK);
+        for (int i = 0; i < NRUN; i++) {
+            if (run_kind(i) == 1) {
+                cr_expect_null(sl_grad(xu[i]), "root %d: constant %d", roots[r], i);
+                continue;
+            }
+            if (run_kind(i) == 2) continue; /* reads the parameter's buffer */
+            const double *g = sl_grad(xu[i]);
+            cr_expect_not_null(g, "root %d: leaf %d reads its gradient", roots[r], i);
+            if (g) cr_expect_eq(g[0], i == roots[r] ? 1.0 : 0.0, "root %d: leaf %d", roots[r], i);
+        }
+        cr_expect_eq(sl_grad(pu[0])[0], 0.0, "root %d: the leaves before the stretch", roots[r]);
+        sl_tape_free(u);
+    }
+    sl_tape_free(t);
+    sl_params_free(ps);
+}
+
 Test(scalar, leaf_runs_sweep_like_single_leaves) {
     sl_params *ps = sl_params_new();
     const double w0 = 0.375;
