@@ -40,10 +40,13 @@
  * of whatever machine runs it. The library is built with -ffp-contract=off
  * (CMakeLists.txt), so no variant fuses a multiply and an add the others
  * round twice: results do not depend on the CPU. SLOPE_PORTABLE (CMake
- * option) builds the baseline only. Static functions only: clang 14 emits a
+ * option) builds the baseline only, SLOPE_NO_AVX512 leaves AVX-512 out (as
+ * vmath.c and gemm.c do). Static functions only: clang 14 emits a
  * cloned function's ifunc only where the function is called. */
 #if defined(__x86_64__) && !defined(SLOPE_PORTABLE) && defined(__GNUC__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
+#if __has_attribute(target_clones) && defined(SLOPE_NO_AVX512)
+#define SL__KERNEL __attribute__((target_clones("avx2", "default")))
+#elif __has_attribute(target_clones)
 #define SL__KERNEL __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
 #endif

@@ -14,7 +14,8 @@
  * scalar build to rounding. All of them handle NaN, infinities, overflow and
  * underflow as IEEE says: libmvec falls back to scalar code for special
  * inputs. SLOPE_PORTABLE_MATH (CMake option SLOPE_VECTOR_MATH=OFF) keeps the
- * scalar loops only; sl__vmath_config (tests) caps the variant.
+ * scalar loops only, SLOPE_NO_AVX512 (CMake option) stops at AVX2;
+ * sl__vmath_config (tests) caps the variant.
  */
 #include "internal.h"
 
@@ -57,7 +58,11 @@ VLOOP(vtanh, _ZGVdN4v_tanh, _ZGVeN8v_tanh, tanh)
 static int cpu_level(void) {
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return VM_SCALAR;
+#ifdef SLOPE_NO_AVX512
+    return VM_AVX2;
+#else
     return __builtin_cpu_supports("avx512f") ? VM_AVX512 : VM_AVX2;
+#endif
 }
 #else
 static int cpu_level(void) { return VM_SCALAR; }

@@ -161,3 +161,41 @@ Test(vmath, config_refuses_unknown_variants) {
     cr_expect_eq(sl__vmath_config(NULL), 1);
     cr_expect_str_eq(sl__vmath_name(), best);
 }
+
+/* What "auto" picks, for libm's vector variants and for the matrix kernel:
+ * the widest this CPU runs, but never AVX-512 in a SLOPE_NO_AVX512 build
+ * (there an explicit request for it is refused as well); the plain loops
+ * where the build or CPU has no vector variant (no libmvec, SLOPE_PORTABLE). */
+int sl__gemm_config(const char *kernel, int path, size_t kc, size_t mc, size_t nc);
+const char *sl__gemm_kernel_name(void);
+
+Test(vmath, auto_picks_the_widest_variant_allowed) {
+#ifdef SLOPE_NO_AVX512
+    const int avx512 = 0;
+#else
+    const int avx512 = __builtin_cpu_supports("avx512f") != 0;
+#endif
+    int checked = 0;
+    if (sl__vmath_config("avx2")) {
+        cr_expect_eq(sl__vmath_config("avx512"), avx512);
+        cr_assert(sl__vmath_config("auto"));
+        cr_expect_str_eq(sl__vmath_name(), avx512 ? "avx512" : "avx2");
+        checked++;
+    } else {
+        cr_assert(sl__vmath_config("auto"));
+        cr_expect_str_eq(sl__vmath_name(), "scalar");
+    }
+    sl__vmath_config("auto");
+    if (sl__gemm_config("avx2", 0, 0, 0, 0)) {
+        cr_expect_eq(sl__gemm_config("avx512", 0, 0, 0, 0), avx512);
+        cr_assert(sl__gemm_config(NULL, 0, 0, 0, 0));
+        cr_expect_str_eq(sl__gemm_kernel_name(), avx512 ? "avx512" : "avx2");
+        checked++;
+    } else {
+        cr_assert(sl__gemm_config(NULL, 0, 0, 0, 0));
+        cr_expect_str_eq(sl__gemm_kernel_name(), "generic");
+    }
+    sl__gemm_config(NULL, 0, 0, 0, 0);
+    cr_log_info("vmath %s, gemm %s (%d of 2 checked)", sl__vmath_name(), sl__gemm_kernel_name(),
+                checked);
+}

@@ -40,7 +40,8 @@
  *              compiler makes of it; fused multiply-adds where FP_FAST_FMA)
  * The x86 kernels are GCC/Clang target("...") functions selected with
  * __builtin_cpu_supports; -DSLOPE_PORTABLE (CMake SLOPE_PORTABLE=ON) or a
- * non-x86 target leaves only the generic one. FMA changes the last bits of
+ * non-x86 target leaves only the generic one, -DSLOPE_NO_AVX512 (CMake
+ * SLOPE_NO_AVX512=ON) never picks the AVX-512 one. FMA changes the last bits of
  * a result, not its accuracy: every kernel agrees with the others to
  * rounding (tests/test_linalg.c runs them all against long double).
  *
@@ -672,8 +673,12 @@ static const kernel *force_kernel;
 
 #if SL_GEMM_X86
 static int avx512_ok(void) {
+#ifdef SLOPE_NO_AVX512
+    return 0;
+#else
     return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx2") &&
            __builtin_cpu_supports("fma");
+#endif
 }
 #endif
 static int force_path;
