@@ -768,6 +768,35 @@ static inline int s_unmarked_leaf(const sl_var *v) {
            s_pattern4(SL__KIND_SCALAR, SL__NODE_GRAD, SL__S_LEAF, 0);
 }
 
+/* The reverse sweep along a chain of products from s = nodes[i] (gradient
+ * g) down: s = x * y with x = nodes[i-1] a product with the chain bit, and
+ * so on. While x's slot was fresh (+0) the gradient passed down is g * y
+ * itself, carried in a register. Returns the index of the last node swept;
+ * *carry and *carry_g are that node's first input and its gradient as it
+ * now stands. mark (a constant at each call): set SL__NODE_SWEPT on the
+ * nodes below s, which a replay finds set already. */
+static SL__INLINE size_t s_chain_back(sl_var *const *nodes, size_t i, sl__snode *s, double g,
+                                      const int mark, const sl__snode **carry, double *carry_g) {
+    for (;;) {
+        sl__snode *x = s->arg[0].x, *y = s->arg[1].x;
+        const double old = x->grad, d = g * y->val;
+        uint64_t bits; /* all zero: the slot held +0 (fresh) */
+        memcpy(&bits, &old, sizeof bits);
+        x->grad = old + d;
+        y->grad += g * x->val;
+        *carry = x;
+        if (bits != 0 || y == x) {
+            *carry_g = x->grad;
+            return i;
+        }
+        *carry_g = d; /* the add stays off the chain while the slot was fresh */
+        if (!(x->run & SL__OP_CHAIN)) return i;
+        s = sl__s(nodes[--i]); /* x, from the list: no load on the chain */
+        if (mark) s->flags |= SL__NODE_SWEPT;
+        g = d;
+    }
+}
+
 /* The reverse sweep's inner loop over a run of scalar nodes: nodes[i-1],
  * nodes[i-2], ... down to the first tensor node; returns the index after
  * it (0 if the run reached node 0). It carries a chain's gradient in a
@@ -792,6 +821,7 @@ static size_t s_sweep(sl_var *const *nodes, size_t i) {
             continue;
         }
         if (!(s->flags & SL__NODE_GRAD)) continue;
+        const unsigned was = s->flags;
         s->flags |= SL__NODE_SWEPT;
         if (s->code == SL__S_LEAF) {
             if (!s->run && !(s->flags & SL__NODE_PARAM)) /* runs not marked yet: no replay */
@@ -802,25 +832,10 @@ static size_t s_sweep(sl_var *const *nodes, size_t i) {
         }
         double g = s == c ? carry_g : s->grad;
         if (s->run & SL__OP_CHAIN) { /* s = x * y, x = nodes[i-1] a product: follow the chain */
-            for (;;) {
-                sl__snode *x = s->arg[0].x, *y = s->arg[1].x;
-                const double old = x->grad, d = g * y->val;
-                uint64_t bits; /* all zero: the slot held +0 (fresh) */
-                memcpy(&bits, &old, sizeof bits);
-                x->grad = old + d;
-                y->grad += g * x->val;
-                carry = x;
-                if (bits != 0 || y == x) {
-                    carry_g = x->grad;
-                    break;
-                }
-                carry_g = d; /* the add stays off the chain while the slot was fresh */
-                if (!(x->run & SL__OP_CHAIN)) break;
-                s = sl__s(nodes[--i]); /* x, from the list: no load on the chain */
-                if (!(s->flags & SL__NODE_SWEPT))
-                    s->flags |= SL__NODE_SWEPT; /* replays: no store */
-                g = d;
-            }
+            /* marked nodes stay marked and a sweep marks every node below the ones it
+             * marked, so if s was marked before, the whole chain below it is */
+            i = was & SL__NODE_SWEPT ? s_chain_back(nodes, i, s, g, 0, &carry, &carry_g)
+                                     : s_chain_back(nodes, i, s, g, 1, &carry, &carry_g);
             continue;
         }
         carry_g = sl__s_backward(s, g);
