@@ -778,7 +778,8 @@ static inline int s_unmarked_leaf(const sl_var *v) {
 static SL__INLINE size_t s_chain_back(sl_var *const *nodes, size_t i, sl__snode *s, double g,
                                       const int mark, const sl__snode **carry, double *carry_g) {
     for (;;) {
-        sl__snode *x = s->arg[0].x, *y = s->arg[1].x;
+        /* x = s->arg[0].x: the chain bit says it is the node before s */
+        sl__snode *x = sl__s(nodes[i - 1]), *y = s->arg[1].x;
         const double old = x->grad, d = g * y->val;
         uint64_t bits; /* all zero: the slot held +0 (fresh) */
         memcpy(&bits, &old, sizeof bits);
@@ -791,7 +792,8 @@ static SL__INLINE size_t s_chain_back(sl_var *const *nodes, size_t i, sl__snode 
         }
         *carry_g = d; /* the add stays off the chain while the slot was fresh */
         if (!(x->run & SL__OP_CHAIN)) return i;
-        s = sl__s(nodes[--i]); /* x, from the list: no load on the chain */
+        s = x; /* read from the list, not from s: no load on the carried path */
+        i--;
         if (mark) s->flags |= SL__NODE_SWEPT;
         g = d;
     }
