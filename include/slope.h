@@ -364,7 +364,12 @@ sl_var *sl_max(sl_tape *t, sl_var *x, int axis, int keepdim);
 sl_var *sl_logsumexp(sl_tape *t, sl_var *x, int axis, int keepdim);
 sl_var *sl_softmax(sl_tape *t, sl_var *x, int axis);
 sl_var *sl_log_softmax(sl_tape *t, sl_var *x, int axis);
-/* losses: equal shapes, mean over elements (cross_entropy: over rows) */
+/* losses: equal shapes, mean over elements (cross_entropy: over rows).
+ * cross_entropy's labels must be integers in [0, C) and bce's probabilities
+ * in [0, 1]: checked when recorded and again on every sl_forward, where a
+ * changed leaf with an invalid value is a sticky SL_EARG ("sl_forward:
+ * sl_cross_entropy: label of row 1 is 7, out of range: ...") that later
+ * sl_backward / sl_jvp calls return without computing anything. */
 sl_var *sl_mse(sl_tape *t, sl_var *pred, sl_var *target);
 sl_var *sl_bce(sl_tape *t, sl_var *prob, sl_var *target);
 sl_var *sl_bce_with_logits(sl_tape *t, sl_var *logits, sl_var *target);

@@ -301,6 +301,147 @@ Test(loss, cross_entropy_shape_errors) {
     }
 }
 
+/* Replay (sl_forward) after the label leaf changed: a bad label is the same
+ * sticky error as at record time, naming sl_forward, and nothing after it
+ * (backward, jvp) runs on the poisoned tape. swept: a training step (one
+ * sl_backward) came before the bad batch, whose gradients must stay as they were. */
+static void expect_replay_label_error(double bad, const char *value_text, const char *why,
+                                      int swept) {
+    sl_tape *t = sl_tape_new();
+    const int d[2] = {2, 3};
+    int n = 2;
+    const double x[] = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6}, lab[] = {0.0, 1.0};
+    sl_var *lx = sl_input(t, 2, d, x, SL_GRAD), *ll = sl_input(t, 1, &n, lab, 0);
+    sl_var *l = sl_cross_entropy(t, lx, ll);
+    cr_assert_not_null(l, "%s", sl_tape_error(t));
+    double before[6] = {0};
+    if (swept) {
+        cr_assert_eq(sl_backward(t, l), SL_OK, "%s", sl_tape_error(t));
+        memcpy(before, sl_grad(lx), sizeof before);
+    }
+    sl_leaf_data(ll)[1] = bad;
+    cr_expect_eq(sl_forward(t), SL_EARG, "label %g: forward did not fail", bad);
+    cr_expect_eq(sl_tape_status(t), SL_EARG);
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", sl_tape_error(t) ? sl_tape_error(t) : "(no error)");
+    char want[200];
+    snprintf(want, sizeof want, "sl_forward: sl_cross_entropy: label of row 1 is %s, %s",
+             value_text, why);
+    cr_expect(strstr(msg, want) && strstr(msg, "C = 3") && strstr(msg, "[2,3]"),
+              "label %g: message \"%s\" lacks \"%s\"", bad, msg, want);
+    /* the reverse and forward sweeps refuse: no NaN gradients */
+    cr_expect_eq(sl_backward(t, l), SL_EARG);
+    if (!swept) cr_expect_null(sl_grad(lx), "the refused sweep reached the logits");
+    for (int i = 0; swept && i < 6; i++)
+        cr_expect_eq(sl_grad(lx)[i], before[i], "dx[%d] = %g, was %g", i, sl_grad(lx)[i],
+                     before[i]);
+    double tan[6] = {1, 1, 1, 1, 1, 1}, dy = -1.0;
+    const double *tans[1] = {tan};
+    cr_expect_eq(sl_jvp(t, l, 1, &lx, tans, &dy), SL_EARG);
+    cr_expect_eq(dy, -1.0, "jvp wrote %g", dy);
+    /* sticky: a later replay with the label put back still reports the first error */
+    sl_leaf_data(ll)[1] = 1.0;
+    cr_expect_eq(sl_forward(t), SL_EARG);
+    cr_expect_str_eq(sl_tape_error(t), msg);
+    sl_tape_free(t);
+}
+
+Test(loss, cross_entropy_replay_rejects_bad_labels) {
+    expect_replay_label_error(7.0, "7", "out of range", 0);
+    expect_replay_label_error(3.0, "3", "out of range", 0); /* == C */
+    expect_replay_label_error(-1.0, "-1", "out of range", 0);
+    expect_replay_label_error(1.5, "1.5", "not an integer", 0);
+    expect_replay_label_error(NAN, "nan", "not finite", 0);
+    expect_replay_label_error(INFINITY, "inf", "not finite", 0);
+    expect_replay_label_error(7.0, "7", "out of range", 1);
+}
+
+Test(loss, cross_entropy_replay_with_new_labels_matches_closed_form) {
+    /* new valid labels (and logits) in the leaves: the loss of the new batch, SL_OK */
+    sl_tape *t = sl_tape_new();
+    const int d[2] = {2, 3};
+    int n = 2;
+    const double x0[] = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6}, lab0[] = {0.0, 1.0};
+    sl_var *lx = sl_input(t, 2, d, x0, SL_GRAD), *ll = sl_input(t, 1, &n, lab0, 0);
+    sl_var *l = sl_cross_entropy(t, lx, ll);
+    cr_assert_not_null(l, "%s", sl_tape_error(t));
+    const double x[] = {1.0, -2.0, 0.5, 3.0, 3.0, -1.0}, lab[] = {2.0, 0.0};
+    memcpy(sl_leaf_data(lx), x, sizeof x);
+    memcpy(sl_leaf_data(ll), lab, sizeof lab);
+    cr_assert_eq(sl_forward(t), SL_OK, "%s", sl_tape_error(t));
+    /* -log softmax(x_r)[k_r], averaged over the rows */
+    double want = 0.0, p[6];
+    for (int r = 0; r < 2; r++) {
+        double z = 0.0;
+        for (int j = 0; j < 3; j++) z += exp(x[r * 3 + j]);
+        for (int j = 0; j < 3; j++) p[r * 3 + j] = exp(x[r * 3 + j]) / z;
+        want += -log(p[r * 3 + (int)lab[r]]);
+    }
+    want /= 2.0;
+    EXPECT_CLOSE(sl_item(l), want, 1e-15, 0.0, "cross_entropy = %.17g, want %.17g", sl_item(l),
+                 want);
+    cr_assert_eq(sl_backward(t, l), SL_OK, "%s", sl_tape_error(t));
+    for (int i = 0; i < 6; i++) {
+        const double w = (p[i] - (i % 3 == (int)lab[i / 3] ? 1.0 : 0.0)) / 2.0;
+        EXPECT_CLOSE(sl_grad(lx)[i], w, 1e-14, 1e-17, "dx[%d] = %.17g, want %.17g", i,
+                     sl_grad(lx)[i], w);
+    }
+    cr_expect_eq(sl_tape_status(t), SL_OK);
+    sl_tape_free(t);
+}
+
+/* bce replayed with a probability outside [0, 1]: the record-time check, on replay. */
+static void expect_replay_prob_error(double bad, const char *value_text, int check) {
+    sl_tape *t = sl_tape_new();
+    if (check) sl_tape_set_check(t, SL_CHECK_FINITE); /* anomaly mode: the same message */
+    int n = 2;
+    const double p[] = {0.5, 0.25}, y[] = {0.0, 1.0};
+    sl_var *lp = sl_input(t, 1, &n, p, SL_GRAD), *ly = sl_input(t, 1, &n, y, SL_GRAD);
+    sl_var *l = sl_bce(t, lp, ly);
+    cr_assert_not_null(l, "%s", sl_tape_error(t));
+    sl_leaf_data(lp)[1] = bad;
+    cr_expect_eq(sl_forward(t), SL_EARG, "prob %g: forward did not fail", bad);
+    const char *msg = sl_tape_error(t);
+    char want[160];
+    snprintf(want, sizeof want, "sl_forward: sl_bce: prob element 1 of [2] is %s, outside [0, 1]",
+             value_text);
+    cr_expect(msg && strstr(msg, want), "prob %g: message \"%s\" lacks \"%s\"", bad, msg, want);
+    cr_expect_eq(sl_backward(t, l), SL_EARG);
+    cr_expect_null(sl_grad(lp), "the refused sweep reached the probabilities");
+    cr_expect_null(sl_grad(ly), "the refused sweep reached the targets");
+    double tan[2] = {1, 1}, dy = -1.0;
+    const double *tans[1] = {tan};
+    cr_expect_eq(sl_jvp(t, l, 1, &lp, tans, &dy), SL_EARG);
+    cr_expect_eq(dy, -1.0, "jvp wrote %g", dy);
+    sl_tape_free(t);
+}
+
+Test(loss, bce_replay_rejects_probabilities_outside_unit_interval) {
+    expect_replay_prob_error(3.0, "3", 0);
+    expect_replay_prob_error(-0.1, "-0.10000000000000001", 0);
+    expect_replay_prob_error(1.0000000000000002, "1.0000000000000002", 0);
+    expect_replay_prob_error(NAN, "nan", 0);
+    expect_replay_prob_error(3.0, "3", 1);
+}
+
+Test(loss, bce_replay_with_new_probabilities_matches_closed_form) {
+    sl_tape *t = sl_tape_new();
+    int n = 3;
+    const double p0[] = {0.5, 0.5, 0.5}, y0[] = {0.0, 1.0, 0.0};
+    sl_var *lp = sl_input(t, 1, &n, p0, SL_GRAD), *ly = sl_input(t, 1, &n, y0, 0);
+    sl_var *l = sl_bce(t, lp, ly);
+    cr_assert_not_null(l, "%s", sl_tape_error(t));
+    const double p[] = {0.0, 1.0, 0.7}, y[] = {0.0, 1.0, 0.25}; /* the ends are valid */
+    memcpy(sl_leaf_data(lp), p, sizeof p);
+    memcpy(sl_leaf_data(ly), y, sizeof y);
+    cr_assert_eq(sl_forward(t), SL_OK, "%s", sl_tape_error(t));
+    /* certain right answers cost 0; the third -(0.25 log 0.7 + 0.75 log 0.3) */
+    const double want = -(0.25 * log(0.7) + 0.75 * log(0.3)) / 3.0;
+    EXPECT_CLOSE(sl_item(l), want, 1e-15, 0.0, "bce = %.17g, want %.17g", sl_item(l), want);
+    cr_expect_eq(sl_tape_status(t), SL_OK);
+    sl_tape_free(t);
+}
+
 Test(loss, unequal_shapes_are_sticky_errors) {
     loss_fn fs[] = {sl_mse, sl_bce, sl_bce_with_logits};
     const char *names[] = {"sl_mse", "sl_bce", "sl_bce_with_logits"};

@@ -7,12 +7,15 @@
  * broadcasting, since a target silently broadcast against its prediction is
  * a classic bug - and give gradients to both. cross_entropy takes logits
  * [N,C] and labels [N], class indices stored as doubles; the labels are
- * validated when the op is recorded and never receive a gradient.
+ * validated when the op is recorded and on every replay, and never receive
+ * a gradient.
  *
  * Values the shape rules check (bce's probabilities, cross_entropy's labels)
- * are checked at record time only; a replay (sl_forward) on leaves changed
- * to invalid values gives NaN instead of an error and never reads out of
- * bounds.
+ * are checked again by the forward kernels, so a replay (sl_forward) on
+ * leaves changed to invalid values sets the same sticky error, prefixed
+ * "sl_forward: ", and the tape's error then stops sl_backward and sl_jvp.
+ * The checks cost a comparison per label or probability; the kernels never
+ * read out of bounds whatever the leaves hold.
  */
 #include "map.h"
 
@@ -44,23 +47,45 @@ static int pair_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_a
     return SL_OK;
 }
 
+/* A probability: in [0, 1] (false for NaN). */
+static inline bool prob_ok(double v) { return v >= 0.0 && v <= 1.0; }
+
+/* The first probability of p outside [0, 1] as an error on t, pre "" when
+ * recording and "sl_forward: " on replay; SL_OK if there is none. */
+static int check_probs(sl_tape *t, const char *pre, const sl_var *p) {
+    for (size_t i = 0; i < p->n; i++)
+        if (!prob_ok(p->val[i])) {
+            char sh[64];
+            return sl__fail(t, SL_EARG, "%ssl_bce: prob element %zu of %s is %.17g, outside [0, 1]",
+                            pre, i, sl__shape_str(sh, p->ndim, p->dims), p->val[i]);
+        }
+    return SL_OK;
+}
+
 /* As pair_shape, and every probability in [0, 1] (PyTorch rejects others too). */
 static int bce_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_attrs *a, int *ndim,
                      int *dims) {
     int rc = pair_shape(t, op, in, a, ndim, dims);
     if (rc != SL_OK) return rc;
-    const sl_var *p = in[0];
-    for (size_t i = 0; i < p->n; i++)
-        if (!(p->val[i] >= 0.0 && p->val[i] <= 1.0)) {
-            char sh[64];
-            return sl__fail(t, SL_EARG, "sl_bce: prob element %zu of %s is %.17g, outside [0, 1]",
-                            i, sl__shape_str(sh, p->ndim, p->dims), p->val[i]);
-        }
-    return SL_OK;
+    return check_probs(t, "", in[0]);
 }
 
 /* A class index: an integer in [0, C) (false for NaN and +-inf). */
 static inline bool label_ok(double v, int C) { return v >= 0.0 && v < (double)C && v == floor(v); }
+
+/* The error for label v of row r, not a class index of the logits x [N,C]:
+ * pre "" when recording, "sl_forward: " on replay. */
+static int bad_label(sl_tape *t, const char *pre, size_t r, double v, const sl_var *x) {
+    char sx[64];
+    sl__shape_str(sx, x->ndim, x->dims);
+    const char *why = !isfinite(v)    ? "not finite"
+                      : v != floor(v) ? "not an integer"
+                                      : "out of range";
+    return sl__fail(t, SL_EARG,
+                    "%ssl_cross_entropy: label of row %zu is %.17g, %s: class indices must be "
+                    "integers in [0, C) with C = %d (logits %s)",
+                    pre, r, v, why, x->dims[1], sx);
+}
 
 /* logits [N,C], labels [N] of valid class indices -> a rank-0 output. */
 static int cross_entropy_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_attrs *a,
@@ -79,17 +104,8 @@ static int cross_entropy_shape(sl_tape *t, const sl_op *op, sl_var *const *in, c
                         "sl_cross_entropy: labels must be 1-D [N] with N = %d (logits %s), got %s",
                         x->dims[0], sx, slab);
     const int C = x->dims[1];
-    for (size_t r = 0; r < lab->n; r++) {
-        const double v = lab->val[r];
-        if (label_ok(v, C)) continue;
-        const char *why = !isfinite(v)    ? "not finite"
-                          : v != floor(v) ? "not an integer"
-                                          : "out of range";
-        return sl__fail(t, SL_EARG,
-                        "sl_cross_entropy: label of row %zu is %.17g, %s: class indices must be "
-                        "integers in [0, C) with C = %d (logits %s)",
-                        r, v, why, C, sx);
-    }
+    for (size_t r = 0; r < lab->n; r++)
+        if (!label_ok(lab->val[r], C)) return bad_label(t, "", r, lab->val[r], x);
     *ndim = 0;
     return SL_OK;
 }
@@ -139,11 +155,14 @@ static void bce_forward(sl_var *out) {
     const double *p = out->in[0]->val, *y = out->in[1]->val;
     const size_t n = out->in[0]->n;
     double s = 0.0;
+    bool ok = true;
     for (size_t i = 0; i < n; i++) {
+        ok &= prob_ok(p[i]);
         const double lp = clamp_log(log(p[i])), lq = clamp_log(log1p(-p[i]));
         s += (y[i] - 1.0) * lq - y[i] * lp;
     }
-    out->val[0] = s / (double)n;
+    out->val[0] = s / (double)n;                                 /* NaN if !ok */
+    if (!ok) check_probs(out->tape, "sl_forward: ", out->in[0]); /* only on replay */
 }
 static void bce_backward(sl_var *out) {
     double *dp = out->in[0]->grad, *dy = out->in[1]->grad;
@@ -227,6 +246,7 @@ static void cross_entropy_forward(sl_var *out) {
         }
         for (size_t j = 0; j < C; j++) pr[j] /= z;
         if (!label_ok(lab[r], (int)C)) { /* only on replay with a changed label leaf */
+            bad_label(out->tape, "sl_forward: ", r, lab[r], X); /* the first error wins */
             s = NAN;
             continue;
         }
@@ -234,6 +254,9 @@ static void cross_entropy_forward(sl_var *out) {
     }
     out->val[0] = s / (double)N;
 }
+/* Backward and jvp read the labels again: a label leaf changed to an invalid
+ * value after the last sl_forward (which would have failed on it) gives NaN,
+ * never an out-of-bounds read. */
 static void cross_entropy_backward(sl_var *out) {
     double *dx = out->in[0]->grad;
     if (!dx) return;
