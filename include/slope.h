@@ -67,8 +67,13 @@ const char *sl_status_str(int status);
 
 /* ----------------------------------------------------------- allocation */
 
-/* Every byte slope allocates goes through one of these. alloc returns NULL on
- * failure; free accepts NULL. ud is passed back unchanged. */
+/* Every byte a tape or a parameter store allocates goes through the
+ * allocator it was made with. alloc returns NULL on failure; free accepts
+ * NULL. ud is passed back unchanged. Two things belong to no tape and use
+ * malloc: the op registry (process-wide, a few KiB, kept until exit) and the
+ * matrix kernel's packing workspace (one per thread that multiplies large
+ * matrices, up to about 2.2 MiB, freed when the thread ends; if it cannot be
+ * allocated the product is computed without it). */
 typedef struct sl_allocator {
     void *(*alloc)(size_t size, void *ud);
     void (*free)(void *ptr, void *ud);
@@ -94,8 +99,10 @@ int sl_tape_status(const sl_tape *t);
 /* The first error's message ("sl_matmul: inner dimensions differ: [2,3] x [4,5]"),
  * or NULL while the status is SL_OK. Owned by the tape, valid until clear/free. */
 const char *sl_tape_error(const sl_tape *t);
-/* Record an error on the tape (for user ops' shape rules). The first error
- * wins; later ones are ignored. printf-style. Returns the status in force. */
+/* Record an error on the tape (for user ops' shape rules and forwards). The
+ * first error wins; later ones are ignored. status is one of the negative
+ * sl_status codes; any other value (SL_OK, positive, unknown) records
+ * SL_EARG. printf-style. Returns the status in force. */
 int sl_tape_fail(sl_tape *t, int status, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 3, 4)))
@@ -273,7 +280,10 @@ typedef struct sl_op sl_op;
  * means: same shape as input 0 (arity 1) or NumPy broadcast (arity 2, 3). */
 typedef int (*sl_shape_fn)(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_attrs *a,
                            int *ndim, int *dims);
-/* Fill sl_out_data(out) from the inputs. */
+/* Fill sl_out_data(out) from the inputs. A rule that meets inputs it cannot
+ * take (data changed for a replay) reports it with
+ * sl_tape_fail(sl_node_tape(out), ...): sl_forward / sl_backward return that
+ * status and the tape keeps the message, as for any error. */
 typedef void (*sl_forward_fn)(sl_var *out);
 /* Add out's contribution to each input's gradient (+=) where sl_grad_data(in) != NULL. */
 typedef void (*sl_backward_fn)(sl_var *out);
@@ -311,18 +321,26 @@ struct sl_op {
  * runs. */
 const sl_var *sl_in(const sl_var *out, int k); /* input k of an op node, as recorded */
 const sl_attrs *sl_attrs_of(const sl_var *v);
-double *sl_out_data(sl_var *out);         /* the node's value, writable */
-double *sl_grad_data(const sl_var *v);    /* writable gradient, NULL if none */
-double *sl_saved_data(sl_var *out);       /* the saved buffer (sl_op.saved) */
-const sl_op *sl_op_of(const sl_var *v);   /* NULL for a leaf */
+double *sl_out_data(sl_var *out);       /* the node's value, writable */
+double *sl_grad_data(const sl_var *v);  /* writable gradient, NULL if none */
+double *sl_saved_data(sl_var *out);     /* the saved buffer (sl_op.saved) */
+const sl_op *sl_op_of(const sl_var *v); /* NULL for a leaf */
+/* The tape of a tensor node, so a rule can report an error on it; NULL for
+ * a compact scalar node (it has no tape pointer; rules only see tensor
+ * nodes). */
+sl_tape *sl_node_tape(const sl_var *v);
 double *sl_tangent_data(const sl_var *v); /* tangent in the current sl_jvp, or NULL */
 
 /* The registry. Built-in ops are registered before the first call returns. */
 const sl_op *sl_op_find(const char *name);
 /* Add a user op. op must stay valid (usually static). SL_EARG for a NULL or
- * duplicate name, a bad arity or missing forward/backward. Not thread-safe
- * against concurrent registration. */
+ * duplicate name, a bad arity, a missing forward/backward or a malformed kind
+ * or kink; SL_ENOMEM. Not thread-safe against concurrent registration. */
 int sl_op_register(const sl_op *op);
+/* Why this thread's last sl_op_register call failed ("sl_op_register:
+ * \"cube\" is already registered"), NULL if it succeeded. Valid until the
+ * thread's next sl_op_register call. */
+const char *sl_op_register_error(void);
 int sl_op_count(void);
 const sl_op *sl_op_at(int i); /* registration order; NULL out of range */
 /* Record op on inputs in[0..nin-1] with attributes a (NULL = zeros). */
@@ -466,6 +484,7 @@ void sl_rng_seed(sl_rng *r, uint64_t seed);
 uint64_t sl_rng_next(sl_rng *r);
 double sl_rng_uniform(sl_rng *r); /* [0,1), 53 bits */
 double sl_rng_normal(sl_rng *r);  /* standard normal (Box-Muller, no cached pair) */
+/* r NULL: seed does nothing, next returns 0, uniform and normal NaN. */
 
 #include "slope/nn.h" /* initialisers, layers, optimisers, save/load, CSV */
 

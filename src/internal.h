@@ -463,6 +463,9 @@ extern const sl_op sl__reduce_ops[];
 extern const int sl__reduce_nops;
 extern const sl_op sl__softmax_ops[];
 extern const int sl__softmax_nops;
+/* Is op one of the built-in ops that are not element-wise (matrix products,
+ * shape changes, reductions, softmax: registry.c)? False for user ops. */
+bool sl__op_along_axes(const sl_op *op);
 extern const sl_op sl__loss_ops[];
 extern const int sl__loss_nops;
 

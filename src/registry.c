@@ -4,11 +4,14 @@
  *
  * Built-in ops come from the family tables (src/ops/<family>.c) and are registered
  * once, before the first registry call returns (call_once). The registry is
- * process-global and lives until exit; it is the only global state in slope.
+ * process-global and lives until exit, allocated with malloc (not through a
+ * tape's sl_allocator: it belongs to no tape).
  */
 #include "internal.h"
 
 #include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <threads.h>
@@ -72,6 +75,20 @@ static void register_builtins(void) {
 
 static void init(void) { call_once(&builtins_once, register_builtins); }
 
+bool sl__op_along_axes(const sl_op *op) {
+    static const struct {
+        const sl_op *ops;
+        const int *n;
+    } families[] = {{sl__linalg_ops, &sl__linalg_nops},
+                    {sl__reduce_ops, &sl__reduce_nops},
+                    {sl__softmax_ops, &sl__softmax_nops},
+                    {sl__loss_ops, &sl__loss_nops}};
+    for (size_t f = 0; f < sizeof families / sizeof families[0]; f++)
+        for (int i = 0; i < *families[f].n; i++)
+            if (op == &families[f].ops[i]) return true;
+    return false;
+}
+
 const sl_op *sl_op_find(const char *name) {
     init();
     if (!name) return NULL;
@@ -80,20 +97,60 @@ const sl_op *sl_op_find(const char *name) {
     return e ? e->op : NULL;
 }
 
+/* Why this thread's last sl_op_register failed (sl_op_register_error). */
+static _Thread_local char reg_msg[192];
+static _Thread_local int reg_failed;
+
+#if defined(__GNUC__)
+__attribute__((format(printf, 2, 3)))
+#endif
+static int
+reg_fail(int status, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(reg_msg, sizeof reg_msg, fmt, ap);
+    va_end(ap);
+    reg_failed = 1;
+    return status;
+}
+
 int sl_op_register(const sl_op *op) {
     init();
-    if (!op || !op->name || !op->name[0]) return SL_EARG;
-    if (op->arity < 1 || op->arity > SL_MAX_INPUTS) return SL_EARG;
-    if (!op->forward || !op->backward) return SL_EARG;
-    if (op->kind == SL_KIND_ZIP && op->arity != 2) return SL_EARG;
-    if (op->kind == SL_KIND_MAP && op->arity != 1) return SL_EARG;
+    reg_failed = 0;
+    if (!op) return reg_fail(SL_EARG, "sl_op_register: op is NULL");
+    if (!op->name || !op->name[0])
+        return reg_fail(SL_EARG, "sl_op_register: the op's name is %s",
+                        op->name ? "empty" : "NULL");
+    const char *n = op->name;
+    if (op->arity < 1 || op->arity > SL_MAX_INPUTS)
+        return reg_fail(SL_EARG, "sl_op_register: \"%s\": arity %d, must be 1..%d", n, op->arity,
+                        SL_MAX_INPUTS);
+    if (!op->forward || !op->backward)
+        return reg_fail(SL_EARG, "sl_op_register: \"%s\": no %s rule", n,
+                        !op->forward ? "forward" : "backward");
+    if (op->kind == SL_KIND_ZIP && op->arity != 2)
+        return reg_fail(SL_EARG, "sl_op_register: \"%s\": kind SL_KIND_ZIP needs arity 2, has %d",
+                        n, op->arity);
+    if (op->kind == SL_KIND_MAP && op->arity != 1)
+        return reg_fail(SL_EARG, "sl_op_register: \"%s\": kind SL_KIND_MAP needs arity 1, has %d",
+                        n, op->arity);
     /* a kink or ties declaration is about a unary op, at a finite point */
-    if ((op->kink.present || op->kink.ties) && op->arity != 1) return SL_EARG;
+    if ((op->kink.present || op->kink.ties) && op->arity != 1)
+        return reg_fail(SL_EARG,
+                        "sl_op_register: \"%s\": a kink or ties declaration needs arity 1, has %d",
+                        n, op->arity);
     if (op->kink.present &&
         (!isfinite(op->kink.at) || (!op->kink.slope_is_alpha && !isfinite(op->kink.slope))))
-        return SL_EARG;
-    return add(op);
+        return reg_fail(SL_EARG,
+                        "sl_op_register: \"%s\": kink at %g with slope %g: both must be finite", n,
+                        op->kink.at, op->kink.slope);
+    const int rc = add(op);
+    if (rc == SL_EARG) return reg_fail(rc, "sl_op_register: \"%s\" is already registered", n);
+    if (rc != SL_OK) return reg_fail(rc, "sl_op_register: \"%s\": out of memory", n);
+    return SL_OK;
 }
+
+const char *sl_op_register_error(void) { return reg_failed ? reg_msg : NULL; }
 
 int sl_op_count(void) {
     init();

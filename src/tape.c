@@ -42,10 +42,19 @@ void sl__fast_update(sl_tape *t) {
     t->fast_cap = t->status == SL_OK && !t->here_on && !(t->check & SL_CHECK_FINITE) ? t->cap : 0;
 }
 
+/* Is s one of the error codes of SL_STATUS_MAP? */
+static bool is_error_status(int s) {
+#define SL__IS_ERROR(name, code, text) || (s == (code) && (code) != SL_OK)
+    return false SL_STATUS_MAP(SL__IS_ERROR);
+#undef SL__IS_ERROR
+}
+
 int sl__vfail(sl_tape *t, int status, const char *fmt, va_list ap) {
+    /* failing with "OK", a positive or an unknown code is itself a mistake:
+     * callers test status < 0 and look the code up (sl_status_name) */
+    if (!is_error_status(status)) status = SL_EARG;
     if (!t) return status;
     if (t->status != SL_OK) return t->status; /* the first error wins */
-    if (status == SL_OK) status = SL_EARG;    /* failing with "OK" is itself a mistake */
     t->status = status;
     t->fast_cap = 0;
     vsnprintf(t->msg, sizeof t->msg, fmt, ap);
@@ -571,10 +580,10 @@ sl_var *sl_apply(sl_tape *t, const sl_op *op, int nin, sl_var *const *in, const 
         if (t->status == SL_OK) sl__fail(t, SL_ESHAPE, "%s%s: shape rule failed", fn.pre, fn.name);
         return NULL;
     }
-    /* the element-wise rules only pass valid input shapes on; any other rule
-     * (a user's among them) has its result checked */
-    if (shape != sl__shape_same && shape != sl__shape_bcast && !check_shape(t, fn, ndim, dims))
-        return NULL;
+    /* the same-shape rule passes a valid input shape on; any other rule has
+     * its result checked (broadcasting valid shapes can still overflow the
+     * element count: [2^21,1,1,1] against [2^21,1,1] and [2^21,1]) */
+    if (shape != sl__shape_same && !check_shape(t, fn, ndim, dims)) return NULL;
     size_t nsaved = 0;
     if (op->saved) { /* the rule sees the node-to-be: shape, inputs, attributes */
         union {      /* a node with room for its inputs */
@@ -679,6 +688,7 @@ double *sl_out_data(sl_var *out) { return out ? sl__val(out) : NULL; }
 double *sl_grad_data(const sl_var *v) { return v ? sl__gradp(v) : NULL; }
 double *sl_saved_data(sl_var *out) { return out && !sl__is_s(out) ? sl__saved(out) : NULL; }
 const sl_op *sl_op_of(const sl_var *v) { return v ? sl__op(v) : NULL; }
+sl_tape *sl_node_tape(const sl_var *v) { return v && !sl__is_s(v) ? v->tape : NULL; }
 double *sl_tangent_data(const sl_var *v) {
     if (!v || !(SL__FLAGS(v) & SL__NODE_TAN)) return NULL;
     if (!sl__is_s(v)) return sl__tanbuf(v);
@@ -878,7 +888,7 @@ int sl__sweep(sl_tape *t, sl_var *y, const double *dy, const char *fname) {
     /* SL_GRAD leaves recorded after y read zeros too */
     for (size_t i = (size_t)sl__id(y) + 1; i < t->n; i++)
         if (SL__FLAGS(t->nodes[i]) & SL__NODE_GRAD) SL__FLAGS(t->nodes[i]) |= SL__NODE_SWEPT;
-    return SL_OK;
+    return t->status; /* a backward rule (a user's) may have failed */
 }
 
 int sl_backward(sl_tape *t, sl_var *y) {
@@ -1019,11 +1029,16 @@ static int jvp_run(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
                    const double *const *tangents, double *dy) {
     int rc = check_root(t, y, "sl_jvp");
     if (rc != SL_OK) return rc;
-    if (nin < 0 || (nin > 0 && (!inputs || !tangents)) || !dy)
-        return sl__fail(t, SL_EARG, "sl_jvp: nin = %d with %s inputs/tangents/dy", nin, "NULL");
+    if (nin < 0) return sl__fail(t, SL_EARG, "sl_jvp: nin = %d, must be >= 0", nin);
+    if (nin > 0 && !inputs) return sl__fail(t, SL_EARG, "sl_jvp: inputs is NULL (nin = %d)", nin);
+    if (nin > 0 && !tangents)
+        return sl__fail(t, SL_EARG, "sl_jvp: tangents is NULL (nin = %d)", nin);
+    if (!dy) return sl__fail(t, SL_EARG, "sl_jvp: dy is NULL");
     if (!ensure_tangents(t)) return t->status;
     const size_t yid = sl__id(y);
-    for (size_t i = 0; i <= yid; i++) SL__FLAGS(t->nodes[i]) &= (unsigned char)~SL__NODE_TAN;
+    /* every node, not only those up to y: an input may be recorded after y
+     * (its tangent does not reach y) and still carry the flag of a last call */
+    for (size_t i = 0; i < t->n; i++) SL__FLAGS(t->nodes[i]) &= (unsigned char)~SL__NODE_TAN;
     for (int k = 0; k < nin; k++) {
         sl_var *x = inputs[k];
         if (!x || !sl__owns(t, x) || !(SL__FLAGS(x) & SL__NODE_LEAF))

@@ -267,6 +267,24 @@ Test(layers, mlp_unknown_activation_is_an_error_naming_it) {
     /* an op of arity 2 is not an activation */
     cr_expect_null(sl_mlp_new(ps, "net", 3, sizes, "add", (sl_init){0}, &r));
     cr_expect(contains(sl_params_error(ps), "\"add\" takes 2"), "%s", sl_params_error(ps));
+    /* nor is an op along an axis: softmax between layers would normalise each
+     * unit across the batch; the element-wise ops of every family are fine */
+    static const char *const along[] = {"softmax", "log_softmax", "logsumexp", "sum",
+                                        "mean",    "max",         "transpose", "reshape"};
+    for (size_t i = 0; i < sizeof along / sizeof along[0]; i++) {
+        cr_expect_null(sl_mlp_new(ps, "net", 3, sizes, along[i], (sl_init){0}, &r), "%s", along[i]);
+        cr_expect(contains(sl_params_error(ps), "is not element-wise"), "%s: %s", along[i],
+                  sl_params_error(ps));
+    }
+    cr_expect_eq(sl_params_count(ps), 0);
+    static const char *const fine[] = {"tanh", "relu", "elu", "gelu", "pow", "exp", "neg"};
+    for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++) {
+        char prefix[16];
+        snprintf(prefix, sizeof prefix, "ok%zu", i);
+        sl_mlp *ok = sl_mlp_new(ps, prefix, 3, sizes, fine[i], (sl_init){0}, &r);
+        cr_expect_not_null(ok, "%s: %s", fine[i], sl_params_error(ps));
+        sl_mlp_free(ok);
+    }
     sl_params_free(ps);
 }
 

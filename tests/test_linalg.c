@@ -239,10 +239,17 @@ Test(linalg, reshape_bad_arguments) {
         cr_expect(contains(sl_tape_error(t), "sl_reshape"), "case %zu: %s", i, sl_tape_error(t));
         sl_tape_free(t);
     }
+    /* the message says which argument is wrong */
     sl_tape *t = sl_tape_new();
     sl_var *x = sl_input(t, 1, (int[]){6}, NULL, 0);
     cr_expect_null(sl_reshape(t, x, 2, NULL));
     cr_expect_eq(sl_tape_status(t), SL_EARG);
+    cr_expect_str_eq(sl_tape_error(t), "sl_reshape: dims is NULL for ndim = 2");
+    sl_tape_free(t);
+    t = sl_tape_new();
+    x = sl_input(t, 1, (int[]){6}, NULL, 0);
+    cr_expect_null(sl_reshape(t, x, 5, (int[]){1, 1, 1, 1, 6}));
+    cr_expect_str_eq(sl_tape_error(t), "sl_reshape: ndim = 5, must be 0..4");
     sl_tape_free(t);
 }
 

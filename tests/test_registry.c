@@ -252,31 +252,42 @@ Test(registry, register_rejects_malformed_ops) {
     static const sl_op ok = CUBE("test_reg_ok", cube_backward, cube_jvp);
     sl_op bad;
     const int before = sl_op_count();
-    cr_expect_eq(sl_op_register(NULL), SL_EARG);
+    /* each refusal says why: sl_op_register_error */
+#define REFUSED(op, msg)                                                                           \
+    do {                                                                                           \
+        cr_expect_eq(sl_op_register(op), SL_EARG, "%s", msg);                                      \
+        cr_expect_str_eq(sl_op_register_error() ? sl_op_register_error() : "(none)", msg);         \
+    } while (0)
+    REFUSED(NULL, "sl_op_register: op is NULL");
     bad = ok, bad.name = NULL;
-    cr_expect_eq(sl_op_register(&bad), SL_EARG, "NULL name");
+    REFUSED(&bad, "sl_op_register: the op's name is NULL");
     bad = ok, bad.name = "";
-    cr_expect_eq(sl_op_register(&bad), SL_EARG, "empty name");
+    REFUSED(&bad, "sl_op_register: the op's name is empty");
     bad = ok, bad.name = "test_reg_arity0", bad.arity = 0;
-    cr_expect_eq(sl_op_register(&bad), SL_EARG, "arity 0");
+    REFUSED(&bad, "sl_op_register: \"test_reg_arity0\": arity 0, must be 1..3");
     bad = ok, bad.name = "test_reg_arity4", bad.arity = SL_MAX_INPUTS + 1;
-    cr_expect_eq(sl_op_register(&bad), SL_EARG, "arity 4");
+    REFUSED(&bad, "sl_op_register: \"test_reg_arity4\": arity 4, must be 1..3");
     bad = ok, bad.name = "test_reg_noforward", bad.forward = NULL;
-    cr_expect_eq(sl_op_register(&bad), SL_EARG, "no forward");
+    REFUSED(&bad, "sl_op_register: \"test_reg_noforward\": no forward rule");
     bad = ok, bad.name = "test_reg_nobackward", bad.backward = NULL;
-    cr_expect_eq(sl_op_register(&bad), SL_EARG, "no backward");
+    REFUSED(&bad, "sl_op_register: \"test_reg_nobackward\": no backward rule");
     bad = ok, bad.name = "test_reg_zip1", bad.kind = SL_KIND_ZIP;
-    cr_expect_eq(sl_op_register(&bad), SL_EARG, "a ZIP op must be binary");
+    REFUSED(&bad, "sl_op_register: \"test_reg_zip1\": kind SL_KIND_ZIP needs arity 2, has 1");
+    bad = ok, bad.name = "test_reg_kinknan", bad.kink.present = 1, bad.kink.at = NAN;
+    REFUSED(&bad, "sl_op_register: \"test_reg_kinknan\": kink at nan with slope 0: both must be "
+                  "finite");
     cr_expect_eq(sl_op_count(), before, "nothing malformed was added");
     cr_expect_null(sl_op_find("test_reg_noforward"));
     /* duplicates: a built-in name, and the same user op twice */
     bad = ok, bad.name = "add";
-    cr_expect_eq(sl_op_register(&bad), SL_EARG, "duplicate of a built-in");
+    REFUSED(&bad, "sl_op_register: \"add\" is already registered");
     cr_expect_neq(sl_op_find("add"), &bad, "the built-in stays");
     cr_assert_eq(sl_op_register(&ok), SL_OK);
-    cr_expect_eq(sl_op_register(&ok), SL_EARG, "registered twice");
+    cr_expect_null(sl_op_register_error(), "a success clears the reason");
+    REFUSED(&ok, "sl_op_register: \"test_reg_ok\" is already registered");
     static const sl_op other = CUBE("test_reg_ok", cube_backward_wrong, cube_jvp);
-    cr_expect_eq(sl_op_register(&other), SL_EARG, "same name, other descriptor");
+    REFUSED(&other, "sl_op_register: \"test_reg_ok\" is already registered");
+#undef REFUSED
     cr_expect_eq(sl_op_find("test_reg_ok"), &ok);
     cr_expect_eq(sl_op_count(), before + 1);
 }

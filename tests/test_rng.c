@@ -81,3 +81,11 @@ Test(rng, normal_moments) {
     /* P(|Z| > 2) = 0.0455 */
     cr_expect(fabs((double)beyond2 / n - 0.0455) < 0.005, "tail %g", (double)beyond2 / n);
 }
+
+/* A NULL generator is no crash: nothing to seed, 0 and NaN to draw. */
+Test(rng, null_generator) {
+    sl_rng_seed(NULL, 42);
+    cr_expect_eq(sl_rng_next(NULL), 0u);
+    cr_expect(isnan(sl_rng_uniform(NULL)));
+    cr_expect(isnan(sl_rng_normal(NULL)));
+}

@@ -71,6 +71,85 @@ Test(tape, fresh_tape_is_clean) {
     cr_expect_not_null(sl_tape_error(NULL));
 }
 
+/* A user op's rules can refuse data they meet on a replay: sqrt of a value
+ * that must stay >= 0, reported through sl_node_tape(out); sl_forward and
+ * sl_backward return the status and the tape keeps the message. */
+static void chk_fwd(sl_var *out) {
+    const double *x = sl_value(sl_in(out, 0));
+    for (size_t i = 0; i < sl_numel(out); i++) {
+        if (x[i] < 0) {
+            sl_tape_fail(sl_node_tape(out), SL_EARG, "t_chk_sqrt: element %zu is %g, must be >= 0",
+                         i, x[i]);
+            return;
+        }
+        sl_out_data(out)[i] = sqrt(x[i]);
+    }
+}
+static void chk_bwd(sl_var *out) {
+    double *dx = sl_grad_data(sl_in(out, 0));
+    const double *y = sl_value(out);
+    for (size_t i = 0; i < sl_numel(out); i++) {
+        if (y[i] == 0) {
+            sl_tape_fail(sl_node_tape(out), SL_ENONFINITE,
+                         "t_chk_sqrt: infinite slope at element %zu", i);
+            return;
+        }
+        if (dx) dx[i] += sl_grad(out)[i] / (2 * y[i]);
+    }
+}
+Test(tape, user_rules_report_errors_through_the_node_tape) {
+    static const sl_op op = {
+        .name = "t_chk_sqrt", .arity = 1, .forward = chk_fwd, .backward = chk_bwd};
+    const double xs[2] = {4.0, 9.0};
+    sl_tape *t = sl_tape_new();
+    sl_var *x = sl_input(t, 1, (int[]){2}, xs, SL_GRAD);
+    sl_var *y = sl_apply(t, &op, 1, &x, NULL);
+    cr_assert_not_null(y, "%s", sl_tape_error(t));
+    cr_expect_eq(sl_node_tape(y), t);
+    cr_expect_null(sl_node_tape(sl_scalar(t, 1.0, 0)), "a compact scalar node has no tape pointer");
+    cr_expect_null(sl_node_tape(NULL));
+    sl_var *s = sl_sum(t, y, -1, 0);
+    cr_assert_eq(sl_backward(t, s), SL_OK, "%s", sl_tape_error(t));
+    cr_expect_eq(sl_grad(x)[0], 0.25);
+    /* a zero reaches the backward rule: its error is sl_backward's status */
+    sl_leaf_data(x)[1] = 0.0;
+    cr_assert_eq(sl_forward(t), SL_OK, "%s", sl_tape_error(t));
+    cr_expect_eq(sl_backward(t, s), SL_ENONFINITE);
+    cr_expect_str_eq(sl_tape_error(t), "t_chk_sqrt: infinite slope at element 1");
+    sl_tape_free(t);
+    /* a negative value reaches the forward rule on a replay */
+    t = sl_tape_new();
+    x = sl_input(t, 1, (int[]){2}, xs, SL_GRAD);
+    y = sl_apply(t, &op, 1, &x, NULL);
+    sl_leaf_data(x)[0] = -1.0;
+    cr_expect_eq(sl_forward(t), SL_EARG);
+    cr_expect_str_eq(sl_tape_error(t), "t_chk_sqrt: element 0 is -1, must be >= 0");
+    cr_expect_eq(sl_backward(t, y), SL_EARG, "the tape stays in error");
+    sl_tape_free(t);
+}
+
+/* sl_tape_fail records an error status: SL_OK, positive and unknown codes
+ * become SL_EARG (callers test status < 0 and look the code up); every
+ * defined error code is kept. */
+Test(tape, fail_records_only_error_codes) {
+    const int bad[] = {SL_OK, 5, 1, -99, -9};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        sl_tape *t = sl_tape_new();
+        cr_expect_eq(sl_tape_fail(t, bad[i], "user rule %d", bad[i]), SL_EARG, "code %d", bad[i]);
+        cr_expect_eq(sl_tape_status(t), SL_EARG, "code %d", bad[i]);
+        cr_expect_str_eq(sl_status_name(sl_tape_status(t)), "SL_EARG");
+        sl_tape_free(t);
+    }
+    const int good[] = {SL_ESHAPE,     SL_EARG, SL_ENOMEM,  SL_ESTATE,
+                        SL_ENONFINITE, SL_EIO,  SL_EFORMAT, SL_EGRAD};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        sl_tape *t = sl_tape_new();
+        cr_expect_eq(sl_tape_fail(t, good[i], "x"), good[i]);
+        cr_expect_eq(sl_tape_status(t), good[i]);
+        sl_tape_free(t);
+    }
+}
+
 Test(tape, sticky_first_error_wins) {
     sl_tape *t = sl_tape_new();
     int d23[] = {2, 3}, d32[] = {3, 2}, d45[] = {4, 5};
@@ -928,6 +1007,27 @@ Test(tape, absurd_shapes_fail_cleanly) {
     cr_expect_eq(c.live, 0);
 }
 
+/* Broadcasting shapes that are each valid can still give a shape whose
+ * element count overflows (here 2^63 elements from three inputs of 2^21):
+ * refused when recorded, not recorded with a buffer too small for it. */
+static void t3_fwd(sl_var *out) { (void)out; }
+static void t3_bwd(sl_var *out) { (void)out; }
+Test(tape, broadcast_shape_overflow_is_refused) {
+    static const sl_op three = {
+        .name = "t_three", .arity = 3, .forward = t3_fwd, .backward = t3_bwd};
+    sl_tape *t = sl_tape_new();
+    const int n = 1 << 21;
+    sl_var *in[3] = {sl_input(t, 4, (int[]){n, 1, 1, 1}, NULL, 0),
+                     sl_input(t, 3, (int[]){n, 1, 1}, NULL, 0),
+                     sl_input(t, 2, (int[]){n, 1}, NULL, 0)};
+    cr_assert(in[0] && in[1] && in[2], "%s", sl_tape_error(t));
+    cr_expect_null(sl_apply(t, &three, 3, in, NULL));
+    cr_expect_eq(sl_tape_status(t), SL_EARG, "%s", sl_tape_error(t));
+    cr_expect(contains(sl_tape_error(t), "t_three") && contains(sl_tape_error(t), "too large"),
+              "%s", sl_tape_error(t));
+    sl_tape_free(t);
+}
+
 /* internal.h: every value buffer of 4 or more elements is 32-byte aligned,
  * and so is its gradient (same arena block). Buffers of 1-3 elements are
  * packed at 8 bytes on purpose: vector kernels gain nothing from aligning
@@ -1045,6 +1145,64 @@ Test(tape, jvp_after_growth_and_clear) {
         sl_tape_clear(t);
     }
     sl_tape_free(t);
+}
+
+/* An input recorded after y: its tangent does not reach y (zero), and a
+ * second call with the same inputs is not mistaken for a repeated input (the
+ * flag marking this call's inputs is cleared on every node, not only up to
+ * y). Scalar and tensor leaves. */
+Test(tape, jvp_inputs_recorded_after_the_root) {
+    for (int scalar = 0; scalar <= 1; scalar++) {
+        sl_tape *t = sl_tape_new();
+        const double a = 0.5, b = 2.0, ua = 3.0, ub = -1.0;
+        sl_var *x1 = scalar ? sl_scalar(t, a, SL_GRAD) : sl_input(t, 1, (int[]){1}, &a, SL_GRAD);
+        sl_var *y = sl_exp(t, x1);
+        sl_var *x2 = scalar ? sl_scalar(t, b, SL_GRAD) : sl_input(t, 1, (int[]){1}, &b, SL_GRAD);
+        sl_var *in[2] = {x1, x2};
+        const double *tans[2] = {&ua, &ub};
+        for (int call = 0; call < 3; call++) {
+            double dy = NAN;
+            cr_assert_eq(sl_jvp(t, y, 2, in, tans, &dy), SL_OK, "scalar %d call %d: %s", scalar,
+                         call, sl_tape_error(t));
+            cr_expect(near(dy, exp(a) * ua, 1e-15, 0), "scalar %d call %d: dy = %.17g", scalar,
+                      call, dy);
+        }
+        /* a root after both: both tangents reach it */
+        sl_var *z = sl_mul(t, y, x2);
+        double dz = NAN;
+        cr_assert_eq(sl_jvp(t, z, 2, in, tans, &dz), SL_OK, "%s", sl_tape_error(t));
+        cr_expect(near(dz, exp(a) * ua * b + exp(a) * ub, 1e-15, 0), "dz = %.17g", dz);
+        /* an input really listed twice is still refused */
+        sl_var *twice[2] = {x2, x2};
+        cr_expect_eq(sl_jvp(t, z, 2, twice, tans, &dz), SL_EARG);
+        cr_expect(contains(sl_tape_error(t), "inputs[1] is listed twice"), "%s", sl_tape_error(t));
+        sl_tape_free(t);
+    }
+}
+
+/* sl_jvp's argument errors say which argument is wrong. */
+Test(tape, jvp_argument_errors_name_the_argument) {
+    static const struct {
+        int nin, inputs, tangents, dy;
+        const char *msg;
+    } cases[] = {
+        {-3, 1, 1, 1, "sl_jvp: nin = -3, must be >= 0"},
+        {1, 0, 1, 1, "sl_jvp: inputs is NULL (nin = 1)"},
+        {1, 1, 0, 1, "sl_jvp: tangents is NULL (nin = 1)"},
+        {1, 1, 1, 0, "sl_jvp: dy is NULL"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        sl_tape *t = sl_tape_new();
+        const double u = 1.0;
+        sl_var *x = sl_scalar(t, 1.0, SL_GRAD), *y = sl_exp(t, x);
+        const double *tans[1] = {&u};
+        double dy;
+        cr_expect_eq(sl_jvp(t, y, cases[c].nin, cases[c].inputs ? &x : NULL,
+                            cases[c].tangents ? tans : NULL, cases[c].dy ? &dy : NULL),
+                     SL_EARG);
+        cr_expect_str_eq(sl_tape_error(t), cases[c].msg);
+        sl_tape_free(t);
+    }
 }
 
 /* Attributes: a node keeps a copy when any is non-zero, and reads a zero

@@ -85,10 +85,12 @@ sl_var *sl_linear(sl_tape *t, sl_var *x, sl_param *W, sl_param *b);
  * leaky_relu's 0.01, elu's 1.0, gelu's erf form), so a user-registered
  * activation works by name. activation NULL or "" means none (a stack of
  * linear layers). The op must exist and take one input when sl_mlp_new is
- * called. On error nothing is added to the store and rng is unchanged: NULL
- * and sl_params_error(ps) says why (unknown activation name, bad sizes,
- * a name already taken, bad init). The sl_mlp refers to the store's
- * parameters: use it only while the store lives. */
+ * called; the built-in ops that are not element-wise (softmax, log_softmax,
+ * logsumexp, the reductions, transpose, reshape) are refused: apply softmax
+ * to the output yourself, along the class axis. On error nothing is added to the store and rng is
+ * unchanged: NULL and sl_params_error(ps) says why (unknown activation name, bad sizes, a name
+ * already taken, bad init). The sl_mlp refers to the store's parameters: use it only while the
+ * store lives. */
 typedef struct sl_mlp sl_mlp;
 sl_mlp *sl_mlp_new(sl_params *ps, const char *prefix, int nsizes, const int *sizes,
                    const char *activation, sl_init winit, sl_rng *rng);

@@ -40,10 +40,16 @@ static const char *domain_name(sl_domain d) {
 
 static void usage(FILE *f) {
     fputs("usage: slope ops [--markdown]\n"
+          "           list every registered op: signature, formula, derivative\n"
           "       slope check [--json] [--load PLUGIN.so]... [OP...]\n"
-          "       slope version\n",
+          "           gradient-check every op (or the named ones); --load registers a\n"
+          "           plugin's ops first; exit status 1 if any check fails\n"
+          "       slope version\n"
+          "       slope help | -h | --help (also after ops or check)\n",
           f);
 }
+
+static int is_help(const char *a) { return !strcmp(a, "-h") || !strcmp(a, "--help"); }
 
 /* Markdown cells must not contain '|'. */
 static void cell(const char *s) {
@@ -100,8 +106,9 @@ static int load_plugin(const char *path) {
     memcpy(&reg, &sym, sizeof reg); /* ISO C has no object-to-function pointer cast */
     int rc = reg();
     if (rc != 0) {
-        fprintf(stderr, "slope check: slope_register() of %s returned %d (%s)\n", path, rc,
-                sl_status_name(rc));
+        const char *why = sl_op_register_error();
+        fprintf(stderr, "slope check: slope_register() of %s returned %d (%s)%s%s\n", path, rc,
+                sl_status_name(rc), why ? ": " : "", why ? why : "");
         return 2;
     }
     return 0;
@@ -115,7 +122,11 @@ static int cmd_check(int argc, char **argv) {
         return 2;
     }
     for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--json")) {
+        if (is_help(argv[i])) {
+            usage(stdout);
+            free(names);
+            return 0;
+        } else if (!strcmp(argv[i], "--json")) {
             json = 1;
         } else if (!strcmp(argv[i], "--load")) {
             if (i + 1 >= argc) {
@@ -127,7 +138,7 @@ static int cmd_check(int argc, char **argv) {
                 free(names);
                 return 2;
             }
-        } else if (argv[i][0] == '-' && argv[i][1] == '-') {
+        } else if (argv[i][0] == '-') { /* no op's name starts with '-' */
             fprintf(stderr, "slope check: unknown option \"%s\"\n", argv[i]);
             usage(stderr);
             free(names);
@@ -147,6 +158,10 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (!strcmp(argv[1], "ops")) {
+        if (argc == 3 && is_help(argv[2])) {
+            usage(stdout);
+            return 0;
+        }
         if (argc > 3 || (argc == 3 && strcmp(argv[2], "--markdown"))) {
             usage(stderr);
             return 2;
@@ -158,7 +173,7 @@ int main(int argc, char **argv) {
         printf("slope %s\n", SLOPE_VERSION_STRING);
         return 0;
     }
-    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
+    if (is_help(argv[1]) || !strcmp(argv[1], "help")) {
         usage(stdout);
         return 0;
     }

@@ -96,6 +96,14 @@ sl_mlp *sl_mlp_new(sl_params *ps, const char *prefix, int nsizes, const int *siz
                             fn, prefix, activation, act->arity);
             return NULL;
         }
+        if (sl__op_along_axes(act)) { /* softmax would normalise across the batch (axis 0) */
+            sl__params_fail(ps, SL_EARG,
+                            "%s: \"%s\": \"%s\" is not element-wise (it works along an axis or "
+                            "changes the shape), so it cannot be the activation between layers; "
+                            "apply it to the MLP's output yourself",
+                            fn, prefix, activation);
+            return NULL;
+        }
     }
     /* every name must be free before anything is added */
     int nl = nsizes - 1;

@@ -133,9 +133,11 @@ sl_param *sl_param_new(sl_params *ps, const char *name, int ndim, const int *dim
                                 !name      ? "NULL"
                                 : !name[0] ? "an empty one"
                                            : "a longer one");
-    if (ndim < 0 || ndim > SL_MAX_DIMS || (ndim > 0 && !dims))
-        return (sl_param *)fail(ps, "sl_param_new: \"%s\": ndim = %d, must be 0..%d with dims",
-                                name, ndim, SL_MAX_DIMS);
+    if (ndim < 0 || ndim > SL_MAX_DIMS)
+        return (sl_param *)fail(ps, "sl_param_new: \"%s\": ndim = %d, must be 0..%d", name, ndim,
+                                SL_MAX_DIMS);
+    if (ndim > 0 && !dims)
+        return (sl_param *)fail(ps, "sl_param_new: \"%s\": dims is NULL for ndim = %d", name, ndim);
     size_t n = 1;
     for (int i = 0; i < ndim; i++) {
         if (dims[i] < 1)

@@ -201,8 +201,12 @@ sl_var *sl_transpose(sl_tape *t, sl_var *x) {
 }
 sl_var *sl_reshape(sl_tape *t, sl_var *x, int ndim, const int *dims) {
     if (!t || t->status != SL_OK) return NULL;
-    if (ndim < 0 || ndim > SL_MAX_DIMS || (ndim > 0 && !dims)) {
-        sl__fail(t, SL_EARG, "sl_reshape: ndim = %d with dims %s", ndim, dims ? "given" : "NULL");
+    if (ndim < 0 || ndim > SL_MAX_DIMS) {
+        sl__fail(t, SL_EARG, "sl_reshape: ndim = %d, must be 0..%d", ndim, SL_MAX_DIMS);
+        return NULL;
+    }
+    if (ndim > 0 && !dims) {
+        sl__fail(t, SL_EARG, "sl_reshape: dims is NULL for ndim = %d", ndim);
         return NULL;
     }
     sl_attrs a = {.ndim = ndim};
