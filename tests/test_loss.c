@@ -356,6 +356,30 @@ Test(loss, cross_entropy_replay_rejects_bad_labels) {
     expect_replay_label_error(7.0, "7", "out of range", 1);
 }
 
+/* A label changed after sl_forward, with no replay before sl_backward or
+ * sl_jvp: their rules meet it; it is the tape's error, naming them. */
+Test(loss, cross_entropy_label_changed_before_backward) {
+    for (int jvp = 0; jvp <= 1; jvp++) {
+        sl_tape *t = sl_tape_new();
+        const int d[2] = {2, 3};
+        int n = 2;
+        const double x0[] = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6}, lab0[] = {0.0, 1.0};
+        sl_var *lx = sl_input(t, 2, d, x0, SL_GRAD), *ll = sl_input(t, 1, &n, lab0, 0);
+        sl_var *l = sl_cross_entropy(t, lx, ll);
+        cr_assert_not_null(l, "%s", sl_tape_error(t));
+        sl_leaf_data(ll)[1] = 5.0;
+        double dl = 0.0;
+        const double *tans[1] = {x0};
+        const int rc = jvp ? sl_jvp(t, l, 1, &lx, tans, &dl) : sl_backward(t, l);
+        cr_expect_eq(rc, SL_EARG, "jvp %d", jvp);
+        const char *want = jvp ? "sl_jvp: sl_cross_entropy: label of row 1 is 5, out of range"
+                               : "sl_backward: sl_cross_entropy: label of row 1 is 5, out of range";
+        cr_expect(sl_tape_error(t) && strncmp(sl_tape_error(t), want, strlen(want)) == 0, "%s",
+                  sl_tape_error(t) ? sl_tape_error(t) : "(no error)");
+        sl_tape_free(t);
+    }
+}
+
 Test(loss, cross_entropy_replay_with_new_labels_matches_closed_form) {
     /* new valid labels (and logits) in the leaves: the loss of the new batch, SL_OK */
     sl_tape *t = sl_tape_new();

@@ -255,8 +255,9 @@ static void cross_entropy_forward(sl_var *out) {
     out->val[0] = s / (double)N;
 }
 /* Backward and jvp read the labels again: a label leaf changed to an invalid
- * value after the last sl_forward (which would have failed on it) gives NaN,
- * never an out-of-bounds read. */
+ * value after the last sl_forward (which would have failed on it) is the
+ * tape's error, naming sl_backward or sl_jvp, and gives NaN, never an
+ * out-of-bounds read. */
 static void cross_entropy_backward(sl_var *out) {
     double *dx = out->in[0]->grad;
     if (!dx) return;
@@ -265,6 +266,7 @@ static void cross_entropy_backward(sl_var *out) {
     const double c = out->grad[0] / (double)N;
     for (size_t r = 0; r < N; r++) {
         const bool ok = label_ok(lab[r], (int)C);
+        if (!ok) bad_label(out->tape, "sl_backward: ", r, lab[r], out->in[0]);
         const size_t k = ok ? (size_t)lab[r] : C;
         for (size_t j = 0; j < C; j++)
             dx[r * C + j] += ok ? c * (p[r * C + j] - (j == k ? 1.0 : 0.0)) : NAN;
@@ -277,6 +279,7 @@ static void cross_entropy_jvp(sl_var *out) { /* t = (1/N) sum_r sum_j (p_rj - [j
     double s = 0.0;
     for (size_t r = 0; tx && r < N; r++) {
         const bool ok = label_ok(lab[r], (int)C);
+        if (!ok) bad_label(out->tape, "sl_jvp: ", r, lab[r], out->in[0]);
         const size_t k = ok ? (size_t)lab[r] : C;
         for (size_t j = 0; j < C; j++)
             s += ok ? (p[r * C + j] - (j == k ? 1.0 : 0.0)) * tx[r * C + j] : NAN;
