@@ -506,14 +506,16 @@ int sl_gradcheck(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
     settings s = settings_of(opts);
     if (!t) return SL_EARG;
     if (t->status != SL_OK) return t->status;
-    if (!y || !sl__owns(t, y))
-        return sl__fail(t, SL_EARG, "sl_gradcheck: y is NULL or not a node of this tape");
-    if (nin < 1 || !inputs) return sl__fail(t, SL_EARG, "sl_gradcheck: nin = %d, need >= 1", nin);
+    if (!y) return sl__fail(t, SL_EARG, "sl_gradcheck: y is NULL");
+    if (!sl__owns(t, y)) return sl__fail(t, SL_EARG, "sl_gradcheck: y is not a node of this tape");
+    if (nin < 1) return sl__fail(t, SL_EARG, "sl_gradcheck: nin = %d, need >= 1", nin);
+    if (!inputs) return sl__fail(t, SL_EARG, "sl_gradcheck: inputs is NULL (nin = %d)", nin);
     check c = {.t = t, .y = y, .nin = nin, .in = inputs, .s = s, .m = sl__n(y), .jvp = true};
     for (int k = 0; k < nin; k++) {
         const sl_var *x = inputs[k];
-        if (!x || !sl__owns(t, x))
-            return sl__fail(t, SL_EARG, "sl_gradcheck: inputs[%d] is NULL or from another tape", k);
+        if (!x) return sl__fail(t, SL_EARG, "sl_gradcheck: inputs[%d] is NULL", k);
+        if (!sl__owns(t, x))
+            return sl__fail(t, SL_EARG, "sl_gradcheck: inputs[%d] is not a node of this tape", k);
         if (!(SL__FLAGS(x) & SL__NODE_LEAF))
             return sl__fail(t, SL_EARG, "sl_gradcheck: inputs[%d] (a %s node) is not a leaf", k,
                             sl__op(x)->name);
@@ -1143,7 +1145,8 @@ int sl_gradcheck_op(const sl_op *op, const sl_gradcheck_opts *opts, sl_gradcheck
     report_reset(r);
     settings s = settings_of(opts);
     if (!op || !op->name) {
-        snprintf(r->message, sizeof r->message, "sl_gradcheck_op: op is NULL");
+        snprintf(r->message, sizeof r->message, "sl_gradcheck_op: %s is NULL",
+                 op ? "op->name" : "op");
         r->ok = 0;
         return SL_EARG;
     }
@@ -1358,7 +1361,10 @@ int sl_check_ops(FILE *out, int json, int nnames, const char *const *names) {
             report_reset(&r);
             r.ok = 0;
             r.failed = "unknown";
-            snprintf(r.message, sizeof r.message, "no op named \"%.200s\" is registered", nm);
+            if (names[i])
+                snprintf(r.message, sizeof r.message, "no op named \"%.200s\" is registered", nm);
+            else
+                snprintf(r.message, sizeof r.message, "names[%d] is NULL", i);
             if (out) print_case(out, json, width, nm, -1, "", SL_EARG, &r);
             fails++;
             ops_failed++;

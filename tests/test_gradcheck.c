@@ -417,6 +417,72 @@ Test(gradcheck, tolerances_are_honoured) {
     sl_tape_free(t);
 }
 
+static const char *slurp(FILE *f);
+
+/* Every argument error names the argument that is wrong. */
+Test(gradcheck, argument_errors_name_the_argument) {
+    sl_tape *t = sl_tape_new();
+    sl_var *x = sl_input(t, 1, (int[]){3}, X0, SL_GRAD);
+    sl_var *y = sl_sum(t, sl_exp(t, x), SL_ALL, 0);
+    cr_expect_eq(sl_gradcheck(t, y, 1, NULL, NULL, NULL), SL_EARG);
+    cr_expect_str_eq(sl_tape_error(t), "sl_gradcheck: inputs is NULL (nin = 1)");
+    sl_tape_free(t);
+
+    t = sl_tape_new();
+    x = sl_input(t, 1, (int[]){3}, X0, SL_GRAD);
+    y = sl_sum(t, x, SL_ALL, 0);
+    cr_expect_eq(sl_gradcheck(t, y, -2, &x, NULL, NULL), SL_EARG);
+    cr_expect_str_eq(sl_tape_error(t), "sl_gradcheck: nin = -2, need >= 1");
+    sl_tape_free(t);
+
+    t = sl_tape_new();
+    x = sl_input(t, 1, (int[]){3}, X0, SL_GRAD);
+    y = sl_sum(t, x, SL_ALL, 0);
+    sl_var *in2[2] = {x, NULL};
+    cr_expect_eq(sl_gradcheck(t, y, 2, in2, NULL, NULL), SL_EARG);
+    cr_expect_str_eq(sl_tape_error(t), "sl_gradcheck: inputs[1] is NULL");
+    sl_tape_free(t);
+
+    t = sl_tape_new();
+    x = sl_input(t, 1, (int[]){3}, X0, SL_GRAD);
+    cr_expect_eq(sl_gradcheck(t, NULL, 1, &x, NULL, NULL), SL_EARG);
+    cr_expect_str_eq(sl_tape_error(t), "sl_gradcheck: y is NULL");
+    sl_tape_free(t);
+
+    sl_tape *t1 = sl_tape_new(), *t2 = sl_tape_new();
+    sl_var *x1 = sl_input(t1, 1, (int[]){3}, X0, SL_GRAD);
+    sl_var *x2 = sl_input(t2, 1, (int[]){3}, X0, SL_GRAD);
+    sl_var *y1 = sl_sum(t1, x1, SL_ALL, 0);
+    cr_expect_eq(sl_gradcheck(t1, y1, 1, &x2, NULL, NULL), SL_EARG);
+    cr_expect_str_eq(sl_tape_error(t1), "sl_gradcheck: inputs[0] is not a node of this tape");
+    sl_tape_free(t1);
+    t1 = sl_tape_new();
+    x1 = sl_input(t1, 1, (int[]){3}, X0, SL_GRAD);
+    cr_expect_eq(sl_gradcheck(t1, sl_sum(t2, x2, SL_ALL, 0), 1, &x1, NULL, NULL), SL_EARG);
+    cr_expect_str_eq(sl_tape_error(t1), "sl_gradcheck: y is not a node of this tape");
+    sl_tape_free(t1);
+    sl_tape_free(t2);
+
+    /* sl_gradcheck_op: an op without a name is not "NULL" */
+    sl_op nameless = *sl_op_find("exp");
+    nameless.name = NULL;
+    sl_gradcheck_report r;
+    cr_expect_eq(sl_gradcheck_op(NULL, NULL, &r), SL_EARG);
+    cr_expect_str_eq(r.message, "sl_gradcheck_op: op is NULL");
+    cr_expect_eq(sl_gradcheck_op(&nameless, NULL, &r), SL_EARG);
+    cr_expect_str_eq(r.message, "sl_gradcheck_op: op->name is NULL");
+
+    /* sl_check_ops: a NULL name is not an op called "(null)" */
+    FILE *f = tmpfile();
+    cr_assert_not_null(f);
+    const char *names[2] = {"exp", NULL};
+    cr_expect_eq(sl_check_ops(f, 0, 2, names), 1);
+    const char *out = slurp(f);
+    cr_expect(contains(out, "names[1] is NULL"), "%s", out);
+    cr_expect(!contains(out, "no op named"), "%s", out);
+    fclose(f);
+}
+
 /* ------------------------------------------------------------ fast mode */
 
 /* n values uniform in [-scale, scale] from a fixed seed */
