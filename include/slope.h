@@ -395,17 +395,21 @@ sl_var *sl_cross_entropy(sl_tape *t, sl_var *logits, sl_var *labels);
 
 /* ------------------------------------------------------ gradient checks */
 
+/* 0 (or opts = NULL) means the default for every field. A value out of
+ * range is an error (SL_EARG naming the field and the value), never quietly
+ * the default: a negative, NaN or infinite eps, atol or rtol, a negative
+ * projections, plain other than 0 or 1, fast other than -1, 0 or 1. */
 typedef struct sl_gradcheck_opts {
-    double eps;      /* central-difference step, scaled by max(1, |x|); 0 = 1e-6 */
-    double atol;     /* pass when |analytic - numeric| <= atol + rtol*|numeric|; 0 = 1e-5 */
-    double rtol;     /* 0 = 1e-3 */
+    double eps;      /* central-difference step, scaled by max(1, |x|); > 0, 0 = 1e-6 */
+    double atol;     /* pass when |analytic - numeric| <= atol + rtol*|numeric|; > 0, 0 = 1e-5 */
+    double rtol;     /* > 0, 0 = 1e-3 */
     uint64_t seed;   /* random directions and sl_gradcheck_op's inputs; 0 = 42 */
     int case_index;  /* sl_gradcheck_op: -1 (or any negative) = every case, else one case */
-    int plain;       /* 1: PyTorch's plain central difference, no Richardson extrapolation */
+    int plain;       /* 1: PyTorch's plain central difference; 0: Richardson extrapolation */
     int fast;        /* 1: random projections v^T J u (full check only if one fails);
                         0: automatic, fast when the Jacobian has more than 250000 entries;
                         -1: always the full Jacobian */
-    int projections; /* fast mode: how many (u, v) pairs; 0 = 8 */
+    int projections; /* fast mode: how many (u, v) pairs; > 0, 0 = 8 */
 } sl_gradcheck_opts;
 
 typedef struct sl_gradcheck_report {
@@ -449,15 +453,17 @@ typedef struct sl_gradcheck_report {
  * remainder along a random direction. docs/gradcheck.md explains each.
  * Leaves' values and gradients are restored afterwards. Returns SL_OK when
  * every check passes, SL_EGRAD when one fails (report->failed says which,
- * report->message names the worst element), or another error. opts and
- * report may be NULL. */
+ * report->message names the worst element), or another error; bad arguments
+ * and options out of range are SL_EARG with the tape's error naming them.
+ * opts and report may be NULL. */
 int sl_gradcheck(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
                  const sl_gradcheck_opts *opts, sl_gradcheck_report *report);
 /* Check one op on its own cases (or the default cases of its kind) with
  * inputs drawn from its domain, then, if it declares a kink (sl_kink), one
  * case exactly at the kink per distinct attribute set, and if it declares
  * ties, one case with tied maxima. SL_EARG if it lacks a domain, a formula,
- * a derivative text, a tangent rule, or declares a kink without a kinks text. */
+ * a derivative text, a tangent rule, or declares a kink without a kinks text,
+ * or if an option is out of range (report->message says which). */
 int sl_gradcheck_op(const sl_op *op, const sl_gradcheck_opts *opts, sl_gradcheck_report *report);
 /* Number of cases sl_gradcheck_op runs for op, kink and ties cases included. */
 int sl_op_ncases(const sl_op *op);

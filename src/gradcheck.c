@@ -40,8 +40,12 @@ typedef struct settings {
     int case_index, plain, fast, projections;
 } settings;
 
+#define DEFAULT_PROJECTIONS 8
+
+/* The settings opts ask for, 0 meaning the default (opts_error has
+ * refused every value out of range). */
 static settings settings_of(const sl_gradcheck_opts *o) {
-    settings s = {DEFAULT_EPS, DEFAULT_ATOL, DEFAULT_RTOL, 42, -1, 0, 0, 8};
+    settings s = {DEFAULT_EPS, DEFAULT_ATOL, DEFAULT_RTOL, 42, -1, 0, 0, DEFAULT_PROJECTIONS};
     if (o) {
         if (o->eps > 0) s.eps = o->eps;
         if (o->atol > 0) s.atol = o->atol;
@@ -53,6 +57,35 @@ static settings settings_of(const sl_gradcheck_opts *o) {
         s.fast = o->fast;
     }
     return s;
+}
+
+/* 0 if every field of opts (NULL: the defaults) is in range, else SL_EARG
+ * and a message naming fn, the field and its value in msg. 0 is the
+ * default everywhere; seed and case_index take any value. */
+static int opts_error(const sl_gradcheck_opts *o, const char *fn, char *msg, size_t size) {
+    if (!o) return 0;
+    const struct {
+        const char *name;
+        double v, def;
+    } tol[3] = {{"eps", o->eps, DEFAULT_EPS},
+                {"atol", o->atol, DEFAULT_ATOL},
+                {"rtol", o->rtol, DEFAULT_RTOL}};
+    for (int i = 0; i < 3; i++)
+        if (!(isfinite(tol[i].v) && tol[i].v >= 0)) {
+            snprintf(msg, size, "%s: opts->%s = %g, must be finite and > 0 (0: the default, %g)",
+                     fn, tol[i].name, tol[i].v, tol[i].def);
+            return SL_EARG;
+        }
+    if (o->projections < 0)
+        snprintf(msg, size, "%s: opts->projections = %d, must be > 0 (0: the default, %d)", fn,
+                 o->projections, DEFAULT_PROJECTIONS);
+    else if (o->plain != 0 && o->plain != 1)
+        snprintf(msg, size, "%s: opts->plain = %d, must be 0 or 1", fn, o->plain);
+    else if (o->fast < -1 || o->fast > 1)
+        snprintf(msg, size, "%s: opts->fast = %d, must be -1, 0 or 1", fn, o->fast);
+    else
+        return 0;
+    return SL_EARG;
 }
 
 static void report_reset(sl_gradcheck_report *r) {
@@ -506,6 +539,8 @@ int sl_gradcheck(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
     settings s = settings_of(opts);
     if (!t) return SL_EARG;
     if (t->status != SL_OK) return t->status;
+    char msg[160];
+    if (opts_error(opts, "sl_gradcheck", msg, sizeof msg)) return sl__fail(t, SL_EARG, "%s", msg);
     if (!y) return sl__fail(t, SL_EARG, "sl_gradcheck: y is NULL");
     if (!sl__owns(t, y)) return sl__fail(t, SL_EARG, "sl_gradcheck: y is not a node of this tape");
     if (nin < 1) return sl__fail(t, SL_EARG, "sl_gradcheck: nin = %d, need >= 1", nin);
@@ -1150,6 +1185,10 @@ int sl_gradcheck_op(const sl_op *op, const sl_gradcheck_opts *opts, sl_gradcheck
         r->ok = 0;
         return SL_EARG;
     }
+    if (opts_error(opts, "sl_gradcheck_op", r->message, sizeof r->message)) {
+        r->ok = 0;
+        return SL_EARG;
+    }
     const char *missing = NULL;
     if (!op->formula || !op->formula[0])
         missing = "a formula";
@@ -1175,8 +1214,8 @@ int sl_gradcheck_op(const sl_op *op, const sl_gradcheck_opts *opts, sl_gradcheck
     }
     if (s.case_index >= nc) {
         snprintf(r->message, sizeof r->message,
-                 "sl_gradcheck_op: case %d out of range (op \"%s\" has %d)", s.case_index, op->name,
-                 nc);
+                 "sl_gradcheck_op: opts->case_index = %d, out of range (op \"%s\" has %d cases)",
+                 s.case_index, op->name, nc);
         r->ok = 0;
         return SL_EARG;
     }

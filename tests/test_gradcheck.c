@@ -483,6 +483,64 @@ Test(gradcheck, argument_errors_name_the_argument) {
     fclose(f);
 }
 
+/* Options out of range are errors, not silently the defaults: each names
+ * the field and its value, on the tape for sl_gradcheck and in the report
+ * for sl_gradcheck_op; 0 still means the default. */
+Test(gradcheck, out_of_range_options_are_errors) {
+    static const struct {
+        sl_gradcheck_opts o;
+        const char *want;
+    } bad[] = {
+        {{.eps = -1}, "opts->eps = -1, must be finite and > 0 (0: the default, 1e-06)"},
+        {{.eps = NAN}, "opts->eps = nan, must be finite and > 0"},
+        {{.eps = INFINITY}, "opts->eps = inf, must be finite and > 0"},
+        {{.atol = -1}, "opts->atol = -1, must be finite and > 0 (0: the default, 1e-05)"},
+        {{.atol = INFINITY}, "opts->atol = inf"},
+        {{.rtol = -1e-3}, "opts->rtol = -0.001, must be finite and > 0 (0: the default, 0.001)"},
+        {{.rtol = NAN}, "opts->rtol = nan"},
+        {{.projections = -5}, "opts->projections = -5, must be > 0 (0: the default, 8)"},
+        {{.plain = 2}, "opts->plain = 2, must be 0 or 1"},
+        {{.plain = -1}, "opts->plain = -1, must be 0 or 1"},
+        {{.fast = 2}, "opts->fast = 2, must be -1, 0 or 1"},
+        {{.fast = -7}, "opts->fast = -7, must be -1, 0 or 1"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        sl_tape *t = sl_tape_new();
+        sl_var *x = sl_input(t, 1, (int[]){3}, X0, SL_GRAD);
+        sl_var *y = sl_sum(t, sl_exp(t, x), SL_ALL, 0);
+        sl_gradcheck_report r;
+        char want[160];
+        snprintf(want, sizeof want, "sl_gradcheck: %s", bad[i].want);
+        cr_expect_eq(sl_gradcheck(t, y, 1, &x, &bad[i].o, &r), SL_EARG, "%s", bad[i].want);
+        cr_expect(contains(sl_tape_error(t), want), "%s (want %s)", sl_tape_error(t), want);
+        cr_expect_eq(sl_tape_status(t), SL_EARG, "an argument error is the tape's");
+        sl_tape_free(t);
+        snprintf(want, sizeof want, "sl_gradcheck_op: %s", bad[i].want);
+        cr_expect_eq(sl_gradcheck_op(sl_op_find("exp"), &bad[i].o, &r), SL_EARG, "%s", bad[i].want);
+        cr_expect_eq(r.ok, 0);
+        cr_expect(contains(r.message, want), "%s (want %s)", r.message, want);
+    }
+    /* sl_gradcheck_op names case_index when it is past the op's cases */
+    sl_gradcheck_report r;
+    const int nc = sl_op_ncases(sl_op_find("exp"));
+    sl_gradcheck_opts past = {.case_index = nc};
+    cr_expect_eq(sl_gradcheck_op(sl_op_find("exp"), &past, &r), SL_EARG);
+    char want[128];
+    snprintf(want, sizeof want, "sl_gradcheck_op: opts->case_index = %d, out of range", nc);
+    cr_expect(contains(r.message, want), "%s (want %s)", r.message, want);
+    /* zero is the default; every documented value is accepted */
+    sl_tape *t = sl_tape_new();
+    sl_var *x = sl_input(t, 1, (int[]){3}, X0, SL_GRAD);
+    sl_var *y = sl_sum(t, sl_exp(t, x), SL_ALL, 0);
+    const sl_gradcheck_opts good[] = {
+        {0}, {.fast = -1}, {.fast = 1, .projections = 2}, {.plain = 1}, {.case_index = -3}};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        cr_expect_eq(sl_gradcheck(t, y, 1, &x, &good[i], &r), SL_OK, "good[%zu]: %s", i,
+                     sl_tape_error(t));
+    }
+    sl_tape_free(t);
+}
+
 /* ------------------------------------------------------------ fast mode */
 
 /* n values uniform in [-scale, scale] from a fixed seed */
