@@ -451,11 +451,11 @@ typedef struct sl_gradcheck_report {
  * Richardson extrapolation (replays with each input element perturbed); plus
  * a dot-product test <v, J u> = <J^T v, u> and the order of the Taylor
  * remainder along a random direction. docs/gradcheck.md explains each.
- * Leaves' values and gradients are restored afterwards. Returns SL_OK when
- * every check passes, SL_EGRAD when one fails (report->failed says which,
- * report->message names the worst element), or another error; bad arguments
- * and options out of range are SL_EARG with the tape's error naming them.
- * opts and report may be NULL. */
+ * Leaves' values and gradients are restored afterwards. y may be one of the
+ * inputs. Returns SL_OK when every check passes, SL_EGRAD when one fails
+ * (report->failed says which, report->message names the worst element), or
+ * another error; bad arguments and options out of range are SL_EARG with
+ * the tape's error naming them. opts and report may be NULL. */
 int sl_gradcheck(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
                  const sl_gradcheck_opts *opts, sl_gradcheck_report *report);
 /* Check one op on its own cases (or the default cases of its kind) with

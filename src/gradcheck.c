@@ -235,8 +235,9 @@ static int eval_at(check *c, int k, size_t e, double h, double *out) {
     const double orig = xv[e];
     xv[e] = orig + h;
     int rc = sl_forward(c->t);
-    xv[e] = orig;
+    /* y's values before x is restored: y may be x itself (or share its values) */
     memcpy(out, sl__val(c->y), c->m * sizeof(double));
+    xv[e] = orig;
     return rc;
 }
 
@@ -326,10 +327,10 @@ static int phi_at(check *c, double h, double *phi) {
         for (size_t e = 0; e < sl__n(c->in[k]); e++)
             sl__val(c->in[k])[e] = c->x0[k][e] + h * c->tan[k][e];
     int rc = sl_forward(c->t);
+    double s = 0.0; /* before the inputs are restored: y may be one of them */
+    for (size_t j = 0; j < c->m; j++) s += c->seed[j] * sl__val(c->y)[j];
     for (int k = 0; k < c->nin; k++)
         memcpy(sl__val(c->in[k]), c->x0[k], sl__n(c->in[k]) * sizeof(double));
-    double s = 0.0;
-    for (size_t j = 0; j < c->m; j++) s += c->seed[j] * sl__val(c->y)[j];
     *phi = s;
     return rc;
 }
