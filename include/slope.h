@@ -452,7 +452,9 @@ typedef struct sl_gradcheck_report {
  * a dot-product test <v, J u> = <J^T v, u> and the order of the Taylor
  * remainder along a random direction. docs/gradcheck.md explains each.
  * Leaves' values and gradients are restored afterwards. y may be one of the
- * inputs. Returns SL_OK when every check passes, SL_EGRAD when one fails
+ * inputs. An input made by sl_use stands for its parameter: other sl_use
+ * leaves of that parameter up to y move with it (two of them as inputs are
+ * SL_EARG). Returns SL_OK when every check passes, SL_EGRAD when one fails
  * (report->failed says which, report->message names the worst element), or
  * another error; bad arguments and options out of range are SL_EARG with
  * the tape's error naming them. opts and report may be NULL. */

@@ -212,6 +212,11 @@ typedef struct check {
     double *kmask; /* per input element: 1 if an entry of its column was KINK-OK */
     double **tan;  /* per input: a tangent buffer */
     double **x0;   /* per input: its values at entry, restored exactly */
+    /* forward mode's leaves: the inputs, then every other use of an input's
+     * parameter up to y (an alias), with that input's tangent buffer */
+    int njin;
+    sl_var **jin;
+    const double **jtan;
 } check;
 
 /* A failed step-free check (dot or order), named after the element checks. */
@@ -282,7 +287,21 @@ static bool kink_ok(const check *c, size_t j, double a, double f) {
 
 /* Forward mode along one tangent per input (their current contents). */
 static int jvp_along(check *c, double *out) {
-    return sl_jvp(c->t, c->y, c->nin, c->in, (const double *const *)c->tan, out);
+    return sl_jvp(c->t, c->y, c->njin, c->jin, c->jtan, out);
+}
+
+/* The input whose values node v shares, if v is another sl_use leaf of the
+ * same parameter (-1 otherwise). Perturbing that input moves v too, and
+ * reverse mode adds v's gradient into the same buffer: forward mode must
+ * give v the input's tangent as well, or it alone sees a different function. */
+static int alias_of(const check *c, const sl_var *v) {
+    if ((SL__FLAGS(v) & (SL__NODE_LEAF | SL__NODE_PARAM)) != (SL__NODE_LEAF | SL__NODE_PARAM))
+        return -1;
+    for (int k = 0; k < c->nin; k++)
+        if (c->in[k] == v) return -1;
+    for (int k = 0; k < c->nin; k++)
+        if (sl__val(c->in[k]) == sl__val(v)) return k;
+    return -1;
 }
 
 static void fill_uniform(sl_rng *rng, double *v, size_t n) {
@@ -557,11 +576,19 @@ int sl_gradcheck(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
                             sl__op(x)->name);
         if (!(SL__FLAGS(x) & SL__NODE_GRAD))
             return sl__fail(t, SL_EARG, "sl_gradcheck: inputs[%d] was made without SL_GRAD", k);
-        for (int j = 0; j < k; j++)
+        for (int j = 0; j < k; j++) {
             if (inputs[j] == x)
                 return sl__fail(t, SL_EARG, "sl_gradcheck: inputs[%d] repeats inputs[%d]", k, j);
+            if (sl__val(inputs[j]) == sl__val(x))
+                return sl__fail(t, SL_EARG,
+                                "sl_gradcheck: inputs[%d] and inputs[%d] share their values (two "
+                                "sl_use of one parameter): check one of them",
+                                j, k);
+        }
         c.total += sl__n(x);
     }
+    int nalias = 0; /* other uses of the inputs' parameters up to y */
+    for (size_t i = 0; i <= sl__id(y); i++) nalias += alias_of(&c, t->nodes[i]) >= 0;
     for (size_t i = 0; i <= sl__id(y); i++)
         if (sl__op(t->nodes[i]) && !sl__op(t->nodes[i])->jvp) c.jvp = false;
     const size_t m = c.m, total = c.total;
@@ -569,12 +596,16 @@ int sl_gradcheck(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
     /* scratch: Jacobians (reverse, forward; full check only), nine vectors of
      * m (yp ym kp km kp2 km2 y0 seed dy), three of total (tangents, entry
      * values, kink mask), a copy of every gradient-carrying leaf's gradient
-     * (restored at the end), and 2 nin pointers */
+     * (restored at the end), 2 nin pointers (tangents, entry values) and
+     * 2 (nin + nalias) for forward mode's leaves and tangents */
     size_t leafgrad = 0;
     for (size_t i = 0; i < t->n; i++)
         if (is_grad_leaf(t->nodes[i])) leafgrad += sl__n(t->nodes[i]);
     double jac = fast ? 0.0 : 2.0 * (double)m * (double)total;
-    double need = jac + 9.0 * (double)m + 3.0 * (double)total + (double)leafgrad + 2.0 * nin;
+    _Static_assert(sizeof(double *) <= sizeof(double) && sizeof(sl_var *) <= sizeof(double),
+                   "a pointer fits in a double's slot");
+    double need =
+        jac + 9.0 * (double)m + 3.0 * (double)total + (double)leafgrad + 4.0 * nin + 2.0 * nalias;
     if (need * sizeof(double) > (double)(SIZE_MAX / 2))
         return sl__fail(t, SL_ENOMEM, "sl_gradcheck: Jacobian of %zu x %zu is too large", m, total);
     double *buf = t->arena.a.alloc((size_t)need * sizeof(double) + 1, t->arena.a.ud);
@@ -589,10 +620,21 @@ int sl_gradcheck(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
     memset(c.kmask, 0, total * sizeof(double));
     c.tan = (double **)(void *)(saved + leafgrad);
     c.x0 = c.tan + nin;
+    c.jin = (sl_var **)(void *)(c.x0 + nin);
+    c.jtan = (const double **)(void *)(c.jin + nin + nalias);
     for (size_t k = 0, off = 0; k < (size_t)nin; off += sl__n(inputs[k]), k++) {
         c.tan[k] = tanbuf + off;
         c.x0[k] = x0buf + off;
         memcpy(c.x0[k], sl__val(inputs[k]), sl__n(inputs[k]) * sizeof(double));
+        c.jin[k] = inputs[k];
+        c.jtan[k] = c.tan[k];
+    }
+    c.njin = nin;
+    for (size_t i = 0; i <= sl__id(y) && nalias > 0; i++) {
+        const int k = alias_of(&c, t->nodes[i]);
+        if (k < 0) continue;
+        c.jin[c.njin] = t->nodes[i];
+        c.jtan[c.njin++] = c.tan[k];
     }
     double *sp = saved;
     for (size_t i = 0; i < t->n; i++) {

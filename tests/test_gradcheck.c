@@ -593,6 +593,45 @@ Test(gradcheck, output_that_is_an_input_has_the_identity_jacobian) {
     sl_params_free(ps);
 }
 
+/* Two sl_use leaves of one parameter share its values: y = u2 is an alias
+ * of the input u1. Moving u1 moves u2, and reverse mode adds both uses into
+ * the one gradient, so forward mode must move both as well: d u2 / d u1 =
+ * I, and d (u1 u2) / d u1 = 2 p (not p, the derivative in u1 alone). Both
+ * leaves as inputs cannot be told apart: an argument error. */
+Test(gradcheck, uses_of_one_parameter_move_together) {
+    sl_params *ps = sl_params_new();
+    sl_param *p = sl_param_new(ps, "p", 2, (int[]){2, 2}, X0);
+    sl_param *s = sl_param_new(ps, "s", 0, NULL, (double[]){0.3});
+    sl_tape *t = sl_tape_new();
+    sl_var *u1 = sl_use(t, p), *u2 = sl_use(t, p);
+    sl_var *s1 = sl_use(t, s), *s2 = sl_use(t, s);
+    sl_gradcheck_report r;
+    cr_expect_eq(sl_gradcheck(t, u2, 1, &u1, NULL, &r), SL_OK, "%s", r.message);
+    cr_expect_eq(r.nchecked, 16);
+    cr_expect_lt(r.max_abs_err, 1e-9);
+    cr_expect_eq(r.max_mode_err, 0.0);
+    cr_expect_eq(sl_gradcheck(t, s2, 1, &s1, NULL, &r), SL_OK, "%s", r.message);
+    cr_expect_eq(r.forward, 1.0);
+    sl_var *y = sl_mul(t, s1, s2);
+    cr_expect_eq(sl_gradcheck(t, y, 1, &s1, NULL, &r), SL_OK, "%s", r.message);
+    cr_expect_eq(r.analytic, 0.6, "2 s = 0.6: %.17g", r.analytic);
+    cr_expect_eq(r.forward, 0.6, "2 s = 0.6: %.17g", r.forward);
+    cr_expect(near(r.numeric, 0.6, 1e-9, 0), "%.17g", r.numeric);
+    y = sl_sum(t, sl_mul(t, u1, u2), SL_ALL, 0);
+    cr_expect_eq(sl_gradcheck(t, y, 1, &u2, NULL, &r), SL_OK, "%s", r.message);
+    cr_expect(near(r.analytic, 2.0 * X0[r.worst_elem], 1e-15, 0), "%.17g at %zu", r.analytic,
+              r.worst_elem);
+    cr_expect(near(r.forward, 2.0 * X0[r.worst_elem], 1e-15, 0), "%.17g", r.forward);
+    cr_expect_eq(sl_tape_status(t), SL_OK);
+    sl_var *in[2] = {u1, u2};
+    cr_expect_eq(sl_gradcheck(t, y, 2, in, NULL, &r), SL_EARG);
+    cr_expect(
+        contains(sl_tape_error(t), "sl_gradcheck: inputs[0] and inputs[1] share their values"),
+        "%s", sl_tape_error(t));
+    sl_tape_free(t);
+    sl_params_free(ps);
+}
+
 /* ------------------------------------------------------------ fast mode */
 
 /* n values uniform in [-scale, scale] from a fixed seed */
