@@ -416,7 +416,9 @@ typedef struct sl_gradcheck_report {
     int ok;              /* 1 if every check passed */
     const char *failed;  /* "" or which check failed first (static string): "vjp" (the
                             backward rule), "jvp" (the tangent rule), "fd" (finite differences
-                            disagree with both modes), "dot" (<v,Ju> != <J^T v,u>), "order"
+                            disagree with both modes, or cannot check the point: the derivative
+                            is infinite there, or the function is not finite within the step;
+                            no rule is blamed there), "dot" (<v,Ju> != <J^T v,u>), "order"
                             (the Taylor remainder does not shrink like h^2), "kink"
                             (sl_gradcheck_op: the rules break the op's declared kink or
                             ties convention) */

@@ -97,6 +97,17 @@ static void report_reset(sl_gradcheck_report *r) {
     r->taylor_order = NAN;
 }
 
+/* The same number: equal (equal infinities too), or NaN both. */
+static bool same_number(double a, double b) { return a == b || (isnan(a) && isnan(b)); }
+
+/* *m = max(*m, v), where a NaN (in *m or v) sticks. */
+static void keep_max(double *m, double v) {
+    if (!isnan(*m) && !(v <= *m)) *m = v;
+}
+
+/* A number for a message: NaN without a sign ("nan", never "-nan"). */
+static double shown(double v) { return isnan(v) ? NAN : v; }
+
 /* Score of one Jacobian entry: error over its allowance; > 1 fails, NaN -> inf. */
 static double score_of(double a, double n, const settings *s) {
     double err = fabs(a - n);
@@ -105,8 +116,11 @@ static double score_of(double a, double n, const settings *s) {
 }
 
 /* Reverse and forward mode compute the same numbers by different roads: they
- * must agree to rounding, whatever the step. */
+ * must agree to rounding, whatever the step. A non-finite value agrees only
+ * with the same value (+inf with +inf, NaN with NaN): |inf - inf| is NaN
+ * and |inf - -inf| <= 1e-8 inf would pass. */
 static bool modes_agree(double a, double f) {
+    if (!isfinite(a) || !isfinite(f)) return same_number(a, f);
     return fabs(a - f) <= 1e-10 + 1e-8 * fmax(fabs(a), fabs(f));
 }
 
@@ -123,31 +137,53 @@ static const char *verdict(bool have_f, bool vjp_fd, bool jvp_fd, bool modes, do
     return "fd"; /* both modes agree with each other, not with the differences */
 }
 
-/* Forward mode took part for this entry (f is NaN when it did not; a NaN
- * reverse value counts as taking part, so the NaN is reported). */
-static bool have_forward(double a, double f) { return !isnan(f) || isnan(a); }
+/* The worst entry so far: its score and, among infinite scores, its tier
+ * (tier_of), so that the entry named does not depend on the order the
+ * entries come in. */
+typedef struct worst {
+    double score;
+    int tier;
+} worst;
 
-/* Record one Jacobian entry: a reverse mode, f forward mode (NaN: not
- * checked), n finite differences. Sets r->ok = 0 and r->failed on a failure. */
-static void note_entry(sl_gradcheck_report *r, double *worst_score, int input, size_t elem,
-                       size_t outi, double a, double f, double n, const settings *s) {
+/* Which entry with an infinite score to name: a mode mismatch first (a rule
+ * is wrong), then an infinite derivative, then differences that are not
+ * finite; a mode's NaN from 0 * inf last. */
+static int tier_of(bool modes, bool artefact, double a, double f, double n) {
+    return (!modes ? 8 : 0) + (isinf(a) || isinf(f) ? 4 : 0) + (!isfinite(n) ? 2 : 0) +
+           (!artefact ? 1 : 0);
+}
+
+/* Record one Jacobian entry: a reverse mode, f forward mode (have_f: forward
+ * mode took part), n finite differences; singular: the point fails anyway,
+ * the function or its derivative not finite there (see full_check). Sets
+ * r->ok = 0 and r->failed on a failure. */
+static void note_entry(sl_gradcheck_report *r, worst *w, int input, size_t elem, size_t outi,
+                       double a, double f, double n, bool have_f, bool singular,
+                       const settings *s) {
     double err = fabs(a - n), rel = err / fmax(fabs(n), s->atol);
     double sc = score_of(a, n, s);
-    bool have_f = have_forward(a, f);
+    /* Where a partial derivative is infinite, a zero seed (or tangent) meets
+     * it in the other entries of its row (or column), and one mode gives
+     * 0 * inf = NaN where the other gives a number: the point's doing, not
+     * a rule's. */
+    const bool artefact = singular && (have_f ? isnan(a) != isnan(f) : isnan(a));
     bool vjp_fd = sc <= 1.0, jvp_fd = !have_f || score_of(f, n, s) <= 1.0;
-    bool modes = !have_f || modes_agree(a, f);
-    if (have_f && !modes) sc = fmax(sc, 2.0); /* a mode mismatch outranks a passing entry */
-    if (have_f && !(fabs(a - f) <= r->max_mode_err)) r->max_mode_err = fabs(a - f);
+    bool modes = !have_f || artefact || modes_agree(a, f);
+    if (have_f && !modes) /* a mode mismatch outranks a passing entry (any, if not finite) */
+        sc = isfinite(a) && isfinite(f) ? fmax(sc, 2.0) : INFINITY;
+    const int tier = isinf(sc) ? tier_of(modes, artefact, a, f, n) : 0;
+    if (have_f && !artefact) keep_max(&r->max_mode_err, same_number(a, f) ? 0.0 : fabs(a - f));
     r->nchecked++;
-    if (!(err <= r->max_abs_err)) r->max_abs_err = err; /* NaN sticks */
-    if (!(rel <= r->max_rel_err)) r->max_rel_err = rel;
-    const char *v = verdict(have_f, vjp_fd, jvp_fd, modes, a, f, n);
+    keep_max(&r->max_abs_err, err);
+    keep_max(&r->max_rel_err, rel);
+    const char *v = artefact ? "fd" : verdict(have_f, vjp_fd, jvp_fd, modes, a, f, n);
     if (v[0] && r->ok) {
         r->ok = 0;
         r->failed = v;
     }
-    if (r->worst_input == -1 || sc > *worst_score) {
-        *worst_score = sc;
+    if (r->worst_input == -1 || sc > w->score || (sc == w->score && tier > w->tier)) {
+        w->score = sc;
+        w->tier = tier;
         r->worst_input = input;
         r->worst_elem = elem;
         r->worst_out = outi;
@@ -162,8 +198,7 @@ static void note_entry(sl_gradcheck_report *r, double *worst_score, int input, s
 
 /* An entry the finite differences reject while the two modes agree: the one
  * kind of failure a kink can explain. */
-static bool kink_candidate(double a, double f, double n, const settings *s) {
-    const bool have_f = have_forward(a, f);
+static bool kink_candidate(double a, double f, double n, bool have_f, const settings *s) {
     if (!isfinite(a) || !isfinite(n) || (have_f && !isfinite(f))) return false;
     if (have_f && !modes_agree(a, f)) return false;
     return score_of(a, n, s) > 1.0 || (have_f && score_of(f, n, s) > 1.0);
@@ -204,6 +239,7 @@ typedef struct check {
     settings s;
     size_t m, total;             /* outputs, input elements */
     bool jvp;                    /* every op on the path has a tangent rule */
+    bool y_bad;                  /* y has a non-finite element at the inputs as given */
     double *yp, *ym;             /* f(x +- h) for the central differences */
     double *kp, *km, *kp2, *km2; /* the kink probe: f(x +- h), f(x +- h/2) */
     double kh;                   /* the probe's step */
@@ -282,7 +318,7 @@ static bool kink_ok(const check *c, size_t j, double a, double f) {
     double lo, hi;
     if (!one_sided_kink(c->y0[j], c->kp[j], c->km[j], c->kp2[j], c->km2[j], c->kh, &c->s, &lo, &hi))
         return false;
-    return in_band(a, lo, hi, &c->s) && (!have_forward(a, f) || in_band(f, lo, hi, &c->s));
+    return in_band(a, lo, hi, &c->s) && (!c->jvp || in_band(f, lo, hi, &c->s));
 }
 
 /* Forward mode along one tangent per input (their current contents). */
@@ -328,8 +364,15 @@ static int dot_test(check *c, sl_rng *rng, sl_gradcheck_report *r, stepfree *sf)
             rev += sl__gradp(c->in[k])[e] * c->tan[k][e];
             scale += fabs(sl__gradp(c->in[k])[e] * c->tan[k][e]);
         }
-    r->dot_rel_err = fabs(fwd - rev) / fmax(scale, 1e-300);
-    if (!(r->dot_rel_err <= 1e-9) && !sf->failed) {
+    if (same_number(fwd, rev)) /* equal infinities too: the rules agree */
+        r->dot_rel_err = isnan(fwd) ? NAN : 0.0;
+    else if (isnan(fwd) || isnan(rev)) /* no verdict: the element checks judge a mode's NaN */
+        r->dot_rel_err = NAN;
+    else if (!isfinite(fwd) || !isfinite(rev))
+        r->dot_rel_err = INFINITY;
+    else
+        r->dot_rel_err = fabs(fwd - rev) / fmax(scale, 1e-300);
+    if (r->dot_rel_err > 1e-9 && !sf->failed) {
         sf->failed = "dot";
         snprintf(sf->msg, sizeof sf->msg,
                  "dot-product test: <v, J u> = %.17g by forward mode but <J^T v, u> = %.17g by "
@@ -464,9 +507,16 @@ static int full_check(check *c, double *J, double *Jf, sl_gradcheck_report *r) {
             off += sl__n(c->in[k]);
         }
     }
+    /* A singular point: y is not finite there, or an entry of the Jacobian
+     * is infinite in either mode. It fails whatever the rules do (the
+     * differences of y's non-finite elements are NaN, an infinite entry
+     * scores inf), and a mode's NaN there is 0 * inf, not a rule's error. */
+    bool singular = c->y_bad;
+    for (size_t i = 0; i < m * total && !singular; i++)
+        singular = isinf(J[i]) || (c->jvp && isinf(Jf[i]));
     /* finite differences, column by column, compared entry by entry; an
      * entry they reject gets the kink probe (once per column) */
-    double worst = -1.0;
+    worst w = {-1.0, 0};
     size_t off = 0;
     for (int k = 0; k < c->nin && rc == SL_OK; k++) {
         for (size_t e = 0; e < sl__n(c->in[k]) && rc == SL_OK; e++) {
@@ -475,7 +525,7 @@ static int full_check(check *c, double *J, double *Jf, sl_gradcheck_report *r) {
             for (size_t j = 0; j < m && rc == SL_OK; j++) {
                 const size_t at = j * total + off + e;
                 const double a = J[at], f = c->jvp ? Jf[at] : NAN, n = c->dy[j];
-                if (kink_candidate(a, f, n, &c->s)) {
+                if (kink_candidate(a, f, n, c->jvp, &c->s)) {
                     if (!probed) {
                         rc = probe_column(c, k, e);
                         probed = true;
@@ -488,7 +538,7 @@ static int full_check(check *c, double *J, double *Jf, sl_gradcheck_report *r) {
                         continue;
                     }
                 }
-                note_entry(r, &worst, k, e, j, a, f, n, &c->s);
+                note_entry(r, &w, k, e, j, a, f, n, c->jvp, singular, &c->s);
             }
         }
         off += sl__n(c->in[k]);
@@ -500,7 +550,7 @@ static int full_check(check *c, double *J, double *Jf, sl_gradcheck_report *r) {
  * mode and a directional central difference; stops at the first failure. */
 static int fast_check(check *c, sl_rng *rng, sl_gradcheck_report *r) {
     int rc = SL_OK;
-    double worst = -1.0;
+    worst w = {-1.0, 0};
     for (int p = 0; p < c->s.projections && rc == SL_OK; p++) {
         for (int k = 0; k < c->nin; k++) fill_uniform(rng, c->tan[k], sl__n(c->in[k]));
         fill_uniform(rng, c->seed, c->m);
@@ -526,7 +576,8 @@ static int fast_check(check *c, sl_rng *rng, sl_gradcheck_report *r) {
             num = (4.0 * (p2 - m2) / h - num) / 3.0;
         }
         if (rc != SL_OK) break;
-        note_entry(r, &worst, -2, (size_t)p, 0, rev, fwd, num, &c->s); /* -2: a projection */
+        /* -2: a projection */
+        note_entry(r, &w, -2, (size_t)p, 0, rev, fwd, num, c->jvp, c->y_bad, &c->s);
         if (!r->ok) break;
     }
     return rc;
@@ -534,19 +585,32 @@ static int fast_check(check *c, sl_rng *rng, sl_gradcheck_report *r) {
 
 /* The sentence for a failed element (or projection). */
 static void element_message(sl_gradcheck_report *r, const settings *s, const stepfree *sf) {
-    const char *who = !strcmp(r->failed, "jvp")  ? "the tangent rule (forward mode) disagrees"
-                      : !strcmp(r->failed, "fd") ? "finite differences disagree with both modes"
-                                                 : "the backward rule (reverse mode) disagrees";
-    char where[96];
+    char where[96], what[256];
     if (r->worst_input >= 0)
         snprintf(where, sizeof where, "input %d element %zu (output element %zu)", r->worst_input,
                  r->worst_elem, r->worst_out);
     else
         snprintf(where, sizeof where, "random projection v^T J u number %zu", r->worst_elem);
+    const double a = r->analytic, f = r->forward, n = r->numeric;
+    if (!strcmp(r->failed, "jvp"))
+        snprintf(what, sizeof what, "the tangent rule (forward mode) disagrees at %s", where);
+    else if (strcmp(r->failed, "fd"))
+        snprintf(what, sizeof what, "the backward rule (reverse mode) disagrees at %s", where);
+    else if (!isfinite(n) && (isinf(a) || isinf(f))) /* the point's, not a rule's */
+        snprintf(what, sizeof what,
+                 "the derivative is infinite at %s, where finite differences cannot check it",
+                 where);
+    else if (!isfinite(n))
+        snprintf(what, sizeof what,
+                 "finite differences cannot check %s: the function is not finite (or not "
+                 "defined) within the step of the point",
+                 where);
+    else
+        snprintf(what, sizeof what, "finite differences disagree with both modes at %s", where);
     snprintf(r->message, sizeof r->message,
-             "%s at %s: analytic (reverse) %.17g, forward %.17g, numeric %.17g (abs "
+             "%s: analytic (reverse) %.17g, forward %.17g, numeric %.17g (abs "
              "err %.3g, rel err %.3g; allowed %.3g + %.3g*|numeric|)%s%s%s",
-             who, where, r->analytic, r->forward, r->numeric, r->abs_err, r->rel_err, s->atol,
+             what, shown(a), shown(f), shown(n), shown(r->abs_err), shown(r->rel_err), s->atol,
              s->rtol, sf->failed ? "; the " : "", sf->failed ? sf->failed : "",
              sf->failed ? " test failed too" : "");
 }
@@ -656,6 +720,7 @@ int sl_gradcheck(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
     int rc = restore_inputs(&c);
     if (rc == SL_OK) {
         memcpy(c.y0, sl__val(y), m * sizeof(double));
+        for (size_t j = 0; j < m; j++) c.y_bad = c.y_bad || !isfinite(c.y0[j]);
         rc = sl__sweep(t, y, NULL, "sl_gradcheck");
     }
     /* the dot test needs no step (and forward mode) */
@@ -715,8 +780,8 @@ int sl_gradcheck(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
             snprintf(r->message, sizeof r->message,
                      "%.300s; worst element: input %d element %zu (output %zu): reverse %.10g, "
                      "forward %.10g, numeric %.10g (abs err %.3g, rel err %.3g: within tolerance)",
-                     sf.msg, r->worst_input, r->worst_elem, r->worst_out, r->analytic, r->forward,
-                     r->numeric, r->abs_err, r->rel_err);
+                     sf.msg, r->worst_input, r->worst_elem, r->worst_out, r->analytic,
+                     shown(r->forward), r->numeric, r->abs_err, r->rel_err);
         else
             snprintf(r->message, sizeof r->message, "%s", sf.msg);
         return SL_EGRAD;
@@ -915,9 +980,9 @@ static void merge_case(sl_gradcheck_report *r, sl_gradcheck_report *one, const s
     r->ncases++;
     r->nchecked += one->nchecked;
     r->kinks += one->kinks;
-    if (!(one->max_abs_err <= r->max_abs_err)) r->max_abs_err = one->max_abs_err;
-    if (!(one->max_rel_err <= r->max_rel_err)) r->max_rel_err = one->max_rel_err;
-    if (!(one->max_mode_err <= r->max_mode_err)) r->max_mode_err = one->max_mode_err;
+    keep_max(&r->max_abs_err, one->max_abs_err);
+    keep_max(&r->max_rel_err, one->max_rel_err);
+    keep_max(&r->max_mode_err, one->max_mode_err);
     if (take) {
         const int ok = r->ok && one->ok, ncases = r->ncases;
         const size_t nchecked = r->nchecked, kinks = r->kinks;

@@ -632,6 +632,167 @@ Test(gradcheck, uses_of_one_parameter_move_together) {
     sl_params_free(ps);
 }
 
+/* log at 0: log'(0) = 1/0 = +inf exactly in both modes, and the central
+ * difference straddles the domain (log(-h) is NaN). The modes agree (equal
+ * infinities are no mode error), so no rule is blamed: the point is, as
+ * "fd", and the dot test (inf against the same inf) passes. */
+Test(gradcheck, infinite_derivative_blames_the_point_not_a_rule) {
+    sl_tape *t = sl_tape_new();
+    sl_var *x = sl_input(t, 1, (int[]){3}, (double[]){0.0, 2.0, 3.0}, SL_GRAD);
+    sl_var *y = sl_log(t, x);
+    sl_gradcheck_report r;
+    cr_expect_eq(sl_gradcheck(t, y, 1, &x, NULL, &r), SL_EGRAD);
+    cr_expect_str_eq(r.failed, "fd", "%s", r.message);
+    cr_expect_eq(r.worst_input, 0);
+    cr_expect_eq(r.worst_elem, 0);
+    cr_expect_eq(r.worst_out, 0);
+    cr_expect_eq(r.analytic, INFINITY);
+    cr_expect_eq(r.forward, INFINITY);
+    cr_expect(isnan(r.numeric), "%g", r.numeric);
+    cr_expect_lt(r.max_mode_err, 1e-15, "inf - inf is no mode error: %g", r.max_mode_err);
+    cr_expect(!(r.dot_rel_err > 1e-9), "dot %g", r.dot_rel_err);
+    cr_expect(contains(r.message, "finite differences") && contains(r.message, "infinite"), "%s",
+              r.message);
+    cr_expect(!contains(r.message, "rule") && !contains(r.message, "dot test"), "%s", r.message);
+    cr_expect(contains(r.message, "numeric nan") && !contains(r.message, "-nan"), "%s", r.message);
+    cr_expect_eq(sl_tape_status(t), SL_OK);
+    sl_tape_free(t);
+    /* the same at a scalar node: sqrt'(0) = 1/(2 sqrt 0) = +inf */
+    t = sl_tape_new();
+    x = sl_scalar(t, 0.0, SL_GRAD);
+    y = sl_sqrt(t, x);
+    cr_expect_eq(sl_gradcheck(t, y, 1, &x, NULL, &r), SL_EGRAD);
+    cr_expect_str_eq(r.failed, "fd", "%s", r.message);
+    cr_expect_eq(r.analytic, INFINITY);
+    cr_expect_eq(r.forward, INFINITY);
+    sl_tape_free(t);
+    /* wherever the singular element sits, and with an unrelated log(x) on
+     * the tape whose backward adds 0 / 0 = NaN into x's gradient: one mode's
+     * NaN at a singular point is 0 * inf, and the entry named is the
+     * infinite one (d sum(log x) / d x_1 = 1/0) */
+    t = sl_tape_new();
+    x = sl_input(t, 1, (int[]){3}, (double[]){2.0, 0.0, 3.0}, SL_GRAD);
+    sl_log(t, x);
+    y = sl_sum(t, sl_log(t, x), SL_ALL, 0);
+    cr_expect_eq(sl_gradcheck(t, y, 1, &x, NULL, &r), SL_EGRAD);
+    cr_expect_str_eq(r.failed, "fd", "%s", r.message);
+    cr_expect_eq(r.worst_elem, 1, "%s", r.message);
+    cr_expect(isinf(r.analytic) || isinf(r.forward), "%s", r.message);
+    cr_expect(contains(r.message, "the derivative is infinite at input 0 element 1"), "%s",
+              r.message);
+    cr_expect_eq(r.max_mode_err, 0.0, "0 * inf is no mode error: %g", r.max_mode_err);
+    sl_tape_free(t);
+    /* outside the domain (sqrt(-1) is NaN): both modes NaN, no rule blamed */
+    t = sl_tape_new();
+    x = sl_input(t, 1, (int[]){2}, (double[]){-1.0, 1.0}, SL_GRAD);
+    y = sl_sqrt(t, x);
+    cr_expect_eq(sl_gradcheck(t, y, 1, &x, NULL, &r), SL_EGRAD);
+    cr_expect_str_eq(r.failed, "fd", "%s", r.message);
+    cr_expect_eq(r.worst_elem, 0, "%s", r.message);
+    cr_expect(contains(r.message, "the function is not finite (or not defined) within the step"),
+              "%s", r.message);
+    sl_tape_free(t);
+    /* a finite derivative whose step leaves the domain: log at 5e-7 with
+     * h = 1e-6, log'(x) = 2e6 in both modes, the difference NaN */
+    t = sl_tape_new();
+    x = sl_input(t, 1, (int[]){2}, (double[]){5e-7, 1.0}, SL_GRAD);
+    y = sl_log(t, x);
+    cr_expect_eq(sl_gradcheck(t, y, 1, &x, NULL, &r), SL_EGRAD);
+    cr_expect_str_eq(r.failed, "fd", "%s", r.message);
+    cr_expect(near(r.analytic, 2e6, 1e-15, 0), "%.17g", r.analytic);
+    cr_expect(contains(r.message, "finite differences cannot check input 0 element 0"), "%s",
+              r.message);
+    sl_tape_free(t);
+}
+
+/* exp with a tangent rule that gives NaN (a regular point, finite reverse
+ * mode): forward mode took part, so its NaN is the tangent rule's error -
+ * not a sign that forward mode was skipped. */
+static void exp_forward(sl_var *out) {
+    const double *x = sl_value(sl_in(out, 0));
+    for (size_t i = 0; i < sl_numel(out); i++) sl_out_data(out)[i] = exp(x[i]);
+}
+static void exp_backward(sl_var *out) {
+    const sl_var *x = sl_in(out, 0);
+    double *dx = sl_grad_data(x);
+    if (!dx) return;
+    for (size_t i = 0; i < sl_numel(out); i++) dx[i] += sl_grad(out)[i] * sl_value(out)[i];
+}
+static void exp_jvp_nan(sl_var *out) {
+    for (size_t i = 0; i < sl_numel(out); i++) sl_tangent_data(out)[i] = NAN;
+}
+static const sl_op exp_nan_jvp = {.name = "gc_exp_nan_jvp",
+                                  .arity = 1,
+                                  .forward = exp_forward,
+                                  .backward = exp_backward,
+                                  .jvp = exp_jvp_nan,
+                                  .signature = "s",
+                                  .formula = "a = e^z",
+                                  .derivative = "e^z (tangent rule: NaN)",
+                                  .domain = {SL_DOMAIN_REAL},
+                                  .kind = SL_KIND_MAP};
+
+Test(gradcheck, nan_from_a_tangent_rule_is_the_tangent_rules) {
+    sl_tape *t = sl_tape_new();
+    sl_var *x = sl_input(t, 1, (int[]){2}, (double[]){0.0, 1.0}, SL_GRAD);
+    sl_var *y = sl_apply(t, &exp_nan_jvp, 1, &x, NULL);
+    cr_assert_not_null(y, "%s", sl_tape_error(t));
+    sl_gradcheck_report r;
+    cr_expect_eq(sl_gradcheck(t, y, 1, &x, NULL, &r), SL_EGRAD);
+    cr_expect_str_eq(r.failed, "jvp", "%s", r.message);
+    cr_expect_eq(r.worst_elem, 0);
+    cr_expect_eq(r.analytic, 1.0, "e^0");
+    cr_expect(isnan(r.forward), "%g", r.forward);
+    cr_expect(contains(r.message, "the tangent rule (forward mode) disagrees"), "%s", r.message);
+    sl_tape_free(t);
+}
+
+/* log with a tangent rule of -1/z at 0 only: +inf against -inf is a mode
+ * mismatch, blamed on a rule, not excused as an infinite derivative. */
+static void log_forward(sl_var *out) {
+    const double *x = sl_value(sl_in(out, 0));
+    for (size_t i = 0; i < sl_numel(out); i++) sl_out_data(out)[i] = log(x[i]);
+}
+static void log_backward(sl_var *out) {
+    const sl_var *x = sl_in(out, 0);
+    double *dx = sl_grad_data(x);
+    if (!dx) return;
+    for (size_t i = 0; i < sl_numel(out); i++) dx[i] += sl_grad(out)[i] / sl_value(x)[i];
+}
+static void log_jvp_wrong_at_0(sl_var *out) {
+    const sl_var *x = sl_in(out, 0);
+    const double *tx = sl_tangent_data(x);
+    for (size_t i = 0; i < sl_numel(out); i++) {
+        const double z = sl_value(x)[i];
+        sl_tangent_data(out)[i] = tx ? tx[i] * (z == 0.0 ? -INFINITY : 1.0 / z) : 0.0;
+    }
+}
+static const sl_op log_wrong_inf = {.name = "gc_log_wrong_inf",
+                                    .arity = 1,
+                                    .forward = log_forward,
+                                    .backward = log_backward,
+                                    .jvp = log_jvp_wrong_at_0,
+                                    .signature = "s",
+                                    .formula = "a = log z",
+                                    .derivative = "1/z (tangent rule: -inf at 0)",
+                                    .domain = {SL_DOMAIN_POSITIVE},
+                                    .kind = SL_KIND_MAP};
+
+Test(gradcheck, opposite_infinities_are_a_mode_mismatch) {
+    sl_tape *t = sl_tape_new();
+    sl_var *x = sl_input(t, 1, (int[]){2}, (double[]){0.0, 2.0}, SL_GRAD);
+    sl_var *y = sl_apply(t, &log_wrong_inf, 1, &x, NULL);
+    cr_assert_not_null(y, "%s", sl_tape_error(t));
+    sl_gradcheck_report r;
+    cr_expect_eq(sl_gradcheck(t, y, 1, &x, NULL, &r), SL_EGRAD);
+    cr_expect(!strcmp(r.failed, "vjp") || !strcmp(r.failed, "jvp"), "a rule: %s (%s)", r.failed,
+              r.message);
+    cr_expect_eq(r.analytic, INFINITY);
+    cr_expect_eq(r.forward, -INFINITY);
+    cr_expect_eq(r.max_mode_err, INFINITY, "%g", r.max_mode_err);
+    sl_tape_free(t);
+}
+
 /* ------------------------------------------------------------ fast mode */
 
 /* n values uniform in [-scale, scale] from a fixed seed */
