@@ -111,14 +111,17 @@ extern const sl_allocator sl__default_allocator;
 /* ------------------------------------------------------------ tape/node */
 
 enum {
-    SL__NODE_GRAD = 1,   /* a gradient flows here */
-    SL__NODE_LEAF = 2,   /* sl_input / sl_scalar / sl_use */
-    SL__NODE_PARAM = 4,  /* sl_use: value and grad belong to a parameter */
-    SL__NODE_TAN = 8,    /* carries a tangent in the current sl_jvp pass */
-    SL__NODE_SWEPT = 16, /* a reverse sweep reached it: sl_grad() shows its gradient */
-    SL__NODE_SAVED = 32, /* has a saved buffer (sl__saved) */
-    SL__NODE_VIEW = 64,  /* a tensor op's view of a scalar node (its in[0]): value and
-                            gradient are the scalar's, tangent too */
+    SL__NODE_GRAD = 1,      /* a gradient flows here */
+    SL__NODE_LEAF = 2,      /* sl_input / sl_scalar / sl_use */
+    SL__NODE_PARAM = 4,     /* sl_use: value and grad belong to a parameter */
+    SL__NODE_TAN = 8,       /* carries a tangent in the current sl_jvp pass */
+    SL__NODE_SWEPT = 16,    /* a reverse sweep reached it: sl_grad() shows its gradient */
+    SL__NODE_SAVED = 32,    /* has a saved buffer (sl__saved) */
+    SL__NODE_VIEW = 64,     /* a tensor op's view of a scalar node (its in[0]): value and
+                               gradient are the scalar's, tangent too */
+    SL__NODE_REACHED = 128, /* during a reverse sweep: y, or an input of a node whose
+                               backward rule ran; cleared when the sweep visits the node
+                               (tape.c: sl__sweep). Op nodes only: a leaf has no rule */
 };
 
 /* A tensor node: a 72-byte header on LP64 and one input pointer per input (none
@@ -187,6 +190,11 @@ enum { SL__RUN_FIRST = 0x80, SL__RUN_MAX = 0x7f };
  * as W5's y = y * x_i): sl_backward follows such chains in a short loop.
  * Set when recording (sl__s_fill2); it never changes after. */
 enum { SL__OP_CHAIN = 0x80 };
+/* Also in an op node's run byte, set when recording: its input 0 (1) is an op
+ * node, not a leaf, so the reverse sweep marks it reached (SL__NODE_REACHED)
+ * after running the node's rule without reading the input's head. A leaf's
+ * run byte means the leaf run, so the sweeps test the code first. */
+enum { SL__OP_IN0_OP = 0x40, SL__OP_IN1_OP = 0x20 };
 
 enum { SL__KIND_NODE = 0, SL__KIND_SCALAR = 1 };
 

@@ -139,16 +139,19 @@ static inline void sl__s_fill_leaf(sl__snode *s, size_t id, double x, int grad) 
 }
 
 /* Fill record s for binary code `code` over a and b, s to become node n of
- * its tape (the id is the caller's): value, inputs, and the chain bit when
- * s is a product of the product recorded just before it. */
+ * its tape (the id is the caller's): value, inputs, the chain bit when s is
+ * a product of the product recorded just before it, and which inputs are op
+ * nodes (internal.h: SL__OP_IN0_OP). */
 static inline void sl__s_fill2(sl__snode *s, int code, sl__snode *a, sl__snode *b, size_t n) {
     s->kind = SL__KIND_SCALAR;
     s->flags = (a->flags | b->flags) & SL__NODE_GRAD;
     s->code = (unsigned char)code;
-    s->run = code == SL__S_MUL && a->id + (size_t)1 == n && a->code == SL__S_MUL &&
-                     (a->flags & SL__NODE_GRAD)
-                 ? SL__OP_CHAIN
-                 : 0;
+    s->run = (unsigned char)((code == SL__S_MUL && a->id + (size_t)1 == n && a->code == SL__S_MUL &&
+                                      (a->flags & SL__NODE_GRAD)
+                                  ? SL__OP_CHAIN
+                                  : 0) |
+                             (a->code != SL__S_LEAF ? SL__OP_IN0_OP : 0) |
+                             (b->code != SL__S_LEAF ? SL__OP_IN1_OP : 0));
     s->val = code == SL__S_MUL   ? a->val * b->val
              : code == SL__S_ADD ? a->val + b->val
              : code == SL__S_SUB ? a->val - b->val

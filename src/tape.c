@@ -415,7 +415,7 @@ static sl_var *s_record1(sl_tape *t, const sl_op *op, int code, sl__snode *x, co
     s->kind = SL__KIND_SCALAR;
     s->flags = x->flags & SL__NODE_GRAD;
     s->code = (unsigned char)code;
-    s->run = 0;
+    s->run = x->code != SL__S_LEAF ? SL__OP_IN0_OP : 0;
     s->grad = 0.0;
     s->val = sl__s_eval(s);
     if (!push_s(t, s, WHO_OP(op))) return NULL;
@@ -778,6 +778,14 @@ static inline int s_unmarked_leaf(const sl_var *v) {
            s_pattern4(SL__KIND_SCALAR, SL__NODE_GRAD, SL__S_LEAF, 0);
 }
 
+/* s's rule ran: its inputs are on a path to y (sl__sweep). Leaves have no
+ * rule, so only op nodes are marked, found from s's own run byte (no load
+ * of the inputs' heads). */
+static inline void s_reach_inputs(const sl__snode *s) {
+    if (s->run & SL__OP_IN0_OP) s->arg[0].x->flags |= SL__NODE_REACHED;
+    if (s->run & SL__OP_IN1_OP) s->arg[1].x->flags |= SL__NODE_REACHED;
+}
+
 /* The reverse sweep along a chain of products from s = nodes[i] (gradient
  * g) down: s = x * y with x = nodes[i-1] a product with the chain bit, and
  * so on. While x's slot was fresh (+0) the gradient passed down is g * y
@@ -795,7 +803,8 @@ static SL__INLINE size_t s_chain_back(sl_var *const *nodes, size_t i, sl__snode 
         memcpy(&bits, &old, sizeof bits);
         x->grad = old + d;
         y->grad += g * x->val;
-        *carry = x;
+        if (s->run & SL__OP_IN1_OP) y->flags |= SL__NODE_REACHED;
+        *carry = x; /* reached: the general loop takes it next if the chain stops here */
         if (bits != 0 || y == x) {
             *carry_g = x->grad;
             return i;
@@ -804,7 +813,12 @@ static SL__INLINE size_t s_chain_back(sl_var *const *nodes, size_t i, sl__snode 
         if (!(x->run & SL__OP_CHAIN)) return i;
         s = x; /* read from the list, not from s: no load on the carried path */
         i--;
-        if (mark) s->flags |= SL__NODE_SWEPT;
+        /* s is reached; a flag another consumer set on it is cleared, as the
+         * general loop does on its visit */
+        if (mark)
+            s->flags = (unsigned char)((s->flags | SL__NODE_SWEPT) & ~SL__NODE_REACHED);
+        else if (s->flags & SL__NODE_REACHED)
+            s->flags &= (unsigned char)~SL__NODE_REACHED;
         g = d;
     }
 }
@@ -822,7 +836,8 @@ static size_t s_sweep(sl_var *const *nodes, size_t i) {
         sl__snode *s = sl__s(nodes[--i]);
         const sl__snode *c = carry;
         carry = NULL;
-        if (s->run > 1 && !(s->run & SL__RUN_FIRST)) { /* a leaf run, down to its first */
+        if (s->code == SL__S_LEAF && s->run > 1 && !(s->run & SL__RUN_FIRST)) {
+            /* a leaf run, down to its first */
             const size_t k = s->run;
             /* marked leaves stay marked, and a sweep that marked s went on down the
              * run (it can only stop early at an op node): if s is marked, the whole
@@ -834,7 +849,7 @@ static size_t s_sweep(sl_var *const *nodes, size_t i) {
         }
         if (!(s->flags & SL__NODE_GRAD)) continue;
         const unsigned was = s->flags;
-        s->flags |= SL__NODE_SWEPT;
+        s->flags = (unsigned char)((was | SL__NODE_SWEPT) & ~SL__NODE_REACHED);
         if (s->code == SL__S_LEAF) {
             if (!s->run && !(s->flags & SL__NODE_PARAM)) /* runs not marked yet: no replay */
                 while (i > 0 && s_unmarked_leaf(nodes[i - 1]))
@@ -842,6 +857,7 @@ static size_t s_sweep(sl_var *const *nodes, size_t i) {
             s_leaf_swept(s);
             continue;
         }
+        if (s != c && !(was & SL__NODE_REACHED)) continue; /* off every path to y */
         double g = s == c ? carry_g : s->grad;
         if (s->run & SL__OP_CHAIN) { /* s = x * y, x = nodes[i-1] a product: follow the chain */
             /* marked nodes stay marked and a sweep marks every node below the ones it
@@ -851,6 +867,7 @@ static size_t s_sweep(sl_var *const *nodes, size_t i) {
             continue;
         }
         carry_g = sl__s_backward(s, g);
+        s_reach_inputs(s);
         carry = s->arg[0].x;
     }
     return i;
@@ -864,6 +881,13 @@ int sl__sweep(sl_tape *t, sl_var *y, const double *dy, const char *fname) {
     double *gy = sl__gradp(y);
     if (gy)
         for (size_t i = 0, n = sl__n(y); i < n; i++) gy[i] += dy ? dy[i] : 1.0;
+    /* Only the nodes y depends on pass gradients on, as in PyTorch: a node off
+     * every path to y (a metric recorded beside the loss, say) has a zero
+     * gradient, and its rule would still add 0 * its local derivative into its
+     * inputs, NaN where that is infinite or NaN (log at 0). A node runs its
+     * rule when it is y or an input of a node whose rule ran (SL__NODE_REACHED,
+     * set on the inputs after the rule, cleared when the sweep visits them). */
+    SL__FLAGS(y) |= SL__NODE_REACHED;
     const bool check = t->check & SL_CHECK_FINITE;
     for (size_t i = (size_t)sl__id(y) + 1; i > 0;) {
         if (!check && (i = s_sweep(t->nodes, i)) == 0) break;
@@ -872,16 +896,26 @@ int sl__sweep(sl_tape *t, sl_var *y, const double *dy, const char *fname) {
             sl__snode *s = sl__s(v);
             if (!(s->flags & SL__NODE_GRAD)) continue;
             s->flags |= SL__NODE_SWEPT;
+            const unsigned was = s->flags;
+            s->flags = (unsigned char)((was | SL__NODE_SWEPT) & ~SL__NODE_REACHED);
             if (s->code == SL__S_LEAF) {
                 s_leaf_swept(s);
                 continue;
             }
+            if (!(was & SL__NODE_REACHED)) continue;
             sl__s_backward(s, s->grad);
+            s_reach_inputs(s);
         } else {
             if (!(v->flags & SL__NODE_GRAD)) continue;
-            v->flags |= SL__NODE_SWEPT;
-            if (!v->op || (v->flags & SL__NODE_VIEW)) continue;
+            const bool reached = v->flags & SL__NODE_REACHED;
+            v->flags = (unsigned char)((v->flags | SL__NODE_SWEPT) & ~SL__NODE_REACHED);
+            if (!reached || !v->op) continue;
+            if (v->flags & SL__NODE_VIEW) { /* its gradient is the scalar's */
+                SL__FLAGS(v->in[0]) |= SL__NODE_REACHED;
+                continue;
+            }
             v->op->backward(v);
+            for (int k = 0; k < v->op->arity; k++) SL__FLAGS(v->in[k]) |= SL__NODE_REACHED;
         }
         if (check && !grads_finite(t, v, fname)) return t->status;
     }

@@ -128,6 +128,62 @@ Test(tape, user_rules_report_errors_through_the_node_tape) {
     sl_tape_free(t);
 }
 
+/* Nodes y does not depend on pass nothing on: a metric log(x) recorded beside
+ * the loss, singular (x = 0) or NaN (x < 0) at the point, must not turn the
+ * loss's gradient into NaN (it added 0 * inf and 0 * NaN). Tensor nodes,
+ * scalar nodes, a tensor branch fed by scalars; in anomaly mode (which
+ * refuses non-finite values) with sqrt at 0: a finite value, an infinite
+ * derivative. */
+static sl_var *metric(sl_tape *t, sl_var *x, int check) {
+    if (check) return sl_sqrt(t, x);
+    sl_var *a = sl_log(t, x), *b = sl_sqrt(t, x);
+    return sl_add(t, sl_add(t, a, b), sl_div(t, sl_scalar(t, 1.0, 0), x));
+}
+Test(tape, nodes_off_the_path_to_y_pass_nothing_on) {
+    for (int check = 0; check <= 1; check++) {
+        /* tensors: y = sum(x^2), a metric of x beside it and one after it */
+        sl_tape *t = sl_tape_new();
+        if (check) sl_tape_set_check(t, SL_CHECK_FINITE);
+        const double xs[3] = {0.0, 2.0, check ? 1.0 : -1.0};
+        sl_var *x = sl_input(t, 1, (int[]){3}, xs, SL_GRAD);
+        cr_assert_not_null(metric(t, x, check), "%s", sl_tape_error(t));
+        sl_var *y = sl_sum(t, sl_square(t, x), -1, 0);
+        cr_assert_not_null(metric(t, x, check), "%s", sl_tape_error(t));
+        cr_assert_eq(sl_backward(t, y), SL_OK, "check %d: %s", check, sl_tape_error(t));
+        for (int i = 0; i < 3; i++)
+            cr_expect_eq(sl_grad(x)[i], 2 * xs[i], "check %d: dy/dx[%d] = %g", check, i,
+                         sl_grad(x)[i]);
+        /* replayed */
+        cr_assert_eq(sl_forward(t), SL_OK, "%s", sl_tape_error(t));
+        sl_zero_grad(t);
+        cr_assert_eq(sl_backward(t, y), SL_OK, "%s", sl_tape_error(t));
+        for (int i = 0; i < 3; i++) cr_expect_eq(sl_grad(x)[i], 2 * xs[i], "replay [%d]", i);
+        sl_tape_free(t);
+
+        /* scalars: y = x0 x0 + x1 x1 with metrics of x0, x1 and a product chain beside it */
+        t = sl_tape_new();
+        if (check) sl_tape_set_check(t, SL_CHECK_FINITE);
+        const double v1 = check ? 3.0 : -1.0;
+        sl_var *x0 = sl_scalar(t, 0.0, SL_GRAD), *x1 = sl_scalar(t, v1, SL_GRAD);
+        cr_assert_not_null(metric(t, x0, check), "%s", sl_tape_error(t));
+        cr_assert_not_null(metric(t, x1, check), "%s", sl_tape_error(t));
+        cr_assert_not_null(sl_mul(t, sl_mul(t, sl_sqrt(t, x0), x1), x1));
+        sl_var *ys = sl_add(t, sl_mul(t, x0, x0), sl_mul(t, x1, x1));
+        cr_assert_eq(sl_backward(t, ys), SL_OK, "check %d: %s", check, sl_tape_error(t));
+        cr_expect_eq(sl_grad(x0)[0], 0.0, "check %d: %g", check, sl_grad(x0)[0]);
+        cr_expect_eq(sl_grad(x1)[0], 2 * v1, "check %d: %g", check, sl_grad(x1)[0]);
+        /* a tensor op over a scalar (through a view), off the path */
+        cr_assert_not_null(metric(t, sl_add(t, x0, sl_input(t, 1, (int[]){2}, NULL, 0)), check),
+                           "%s", sl_tape_error(t));
+        sl_var *ys2 = sl_mul(t, x1, x1);
+        sl_zero_grad(t);
+        cr_assert_eq(sl_backward(t, ys2), SL_OK, "%s", sl_tape_error(t));
+        cr_expect_eq(sl_grad(x0)[0], 0.0);
+        cr_expect_eq(sl_grad(x1)[0], 2 * v1);
+        sl_tape_free(t);
+    }
+}
+
 /* sl_tape_fail records an error status: SL_OK, positive and unknown codes
  * become SL_EARG (callers test status < 0 and look the code up); every
  * defined error code is kept. */
