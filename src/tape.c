@@ -105,6 +105,7 @@ void sl_tape_clear(sl_tape *t) {
     if (!t) return;
     sl__arena_reset(&t->arena);
     t->n = 0;
+    t->grad_zeroed = 0;
     t->tan_n = 0; /* the tangents lived in the arena */
     t->dirty = 0;
     t->status = SL_OK;
@@ -261,12 +262,13 @@ static SL__NOINLINE bool push_node(sl_tape *t, sl_var *v, who fn) {
     return true;
 }
 
-/* A node with its value, gradient (when one flows: zeroed) and saved
- * buffers and, when a is not NULL, a copy of a, in one arena block (layout:
- * internal.h). Every field is set here: no memset of the whole node on the
- * recording path. */
+/* A node with its value, gradient (when one flows) and saved buffers and,
+ * when a is not NULL, a copy of a, in one arena block (layout: internal.h).
+ * Every field is set here: no memset of the whole node on the recording
+ * path. A leaf's gradient is zeroed now; an op node's when it is first
+ * needed (t->grad_zeroed): a graph only evaluated never pays for it. */
 static sl_var *node_new(sl_tape *t, who fn, int nin, int ndim, const int *dims, bool own_value,
-                        bool with_grad, size_t nsaved, const sl_attrs *a) {
+                        bool with_grad, bool zero_grad, size_t nsaved, const sl_attrs *a) {
     const size_t n = sl__numel(ndim, dims);
     const size_t buf = own_value ? sl__bufbytes(n) : 0;
     _Static_assert(offsetof(sl_var, in) % 8 == 0, "node blocks are packed at 8 bytes");
@@ -290,7 +292,7 @@ static sl_var *node_new(sl_tape *t, who fn, int nin, int ndim, const int *dims, 
     v->val = own_value ? (double *)(void *)p : NULL;
     p += buf;
     v->grad = with_grad ? (double *)(void *)p : NULL;
-    if (with_grad) sl__zero(v->grad, n);
+    if (with_grad && zero_grad) sl__zero(v->grad, n);
     p += with_grad ? buf : 0;
     v->tape = t;
     v->n = n;
@@ -455,7 +457,7 @@ static const sl_op view_op = {.name = "scalar_view",
 
 static sl_var *s_view(sl_tape *t, sl_var *x, who fn) {
     sl__snode *s = sl__s(x);
-    sl_var *v = node_new(t, fn, 1, 0, NULL, false, false, 0, NULL);
+    sl_var *v = node_new(t, fn, 1, 0, NULL, false, false, false, 0, NULL);
     if (!v) return NULL;
     v->op = &view_op;
     v->val = &s->val;
@@ -474,7 +476,8 @@ sl_var *sl_input(sl_tape *t, int ndim, const int *dims, const double *data, int 
     if (!check_shape(t, WHO_LEAF("sl_input"), ndim, dims)) return NULL;
     if (ndim == 0)
         return s_leaf(t, data ? data[0] : 0.0, flags & SL_GRAD, NULL, NULL, WHO_LEAF("sl_input"));
-    sl_var *v = node_new(t, WHO_LEAF("sl_input"), 0, ndim, dims, true, flags & SL_GRAD, 0, NULL);
+    sl_var *v =
+        node_new(t, WHO_LEAF("sl_input"), 0, ndim, dims, true, flags & SL_GRAD, true, 0, NULL);
     if (!v) return NULL;
     if (data)
         memcpy(v->val, data, v->n * sizeof(double));
@@ -487,7 +490,7 @@ sl_var *sl_input(sl_tape *t, int ndim, const int *dims, const double *data, int 
 /* sl_use lives here because it builds a leaf; the store itself is in nn/params.c. */
 sl_var *sl__use_leaf(sl_tape *t, int ndim, const int *dims, double *val, double *grad) {
     if (ndim == 0) return s_leaf(t, *val, 1, val, grad, WHO_LEAF("sl_use"));
-    sl_var *v = node_new(t, WHO_LEAF("sl_use"), 0, ndim, dims, false, false, 0, NULL);
+    sl_var *v = node_new(t, WHO_LEAF("sl_use"), 0, ndim, dims, false, false, false, 0, NULL);
     if (!v) return NULL;
     v->val = val;
     v->grad = grad;
@@ -602,7 +605,7 @@ sl_var *sl_apply(sl_tape *t, const sl_op *op, int nin, sl_var *const *in, const 
     }
     unsigned grad = 0;
     for (int i = 0; i < nin; i++) grad |= in[i]->flags & SL__NODE_GRAD;
-    sl_var *v = node_new(t, fn, nin, ndim, dims, true, grad != 0, nsaved, keep);
+    sl_var *v = node_new(t, fn, nin, ndim, dims, true, grad != 0, false, nsaved, keep);
     if (!v) return NULL;
     v->op = op;
     v->flags |= (unsigned char)grad;
@@ -685,7 +688,13 @@ const sl_attrs *sl_attrs_of(const sl_var *v) {
     return &a;
 }
 double *sl_out_data(sl_var *out) { return out ? sl__val(out) : NULL; }
-double *sl_grad_data(const sl_var *v) { return v ? sl__gradp(v) : NULL; }
+static void zero_new_grads(sl_tape *t);
+double *sl_grad_data(const sl_var *v) {
+    if (!v) return NULL;
+    if (!sl__is_s(v) && v->grad && v->op && sl__id(v) >= v->tape->grad_zeroed)
+        zero_new_grads(v->tape); /* never garbage, even before any sweep */
+    return sl__gradp(v);
+}
 double *sl_saved_data(sl_var *out) { return out && !sl__is_s(out) ? sl__saved(out) : NULL; }
 const sl_op *sl_op_of(const sl_var *v) { return v ? sl__op(v) : NULL; }
 sl_tape *sl_node_tape(const sl_var *v) { return v && !sl__is_s(v) ? v->tape : NULL; }
@@ -711,6 +720,19 @@ static void zero_op_grads(sl_tape *t) {
         }
     }
     t->dirty = 0;
+    t->grad_zeroed = t->n;
+}
+
+/* Zero the gradients of the tensor op nodes recorded since they were last
+ * zeroed (node_new leaves them as the arena held them), and no others: the
+ * older ones may hold a sweep's values that sl_grad still shows. */
+static void zero_new_grads(sl_tape *t) {
+    for (size_t i = t->grad_zeroed; i < t->n; i++) {
+        sl_var *v = t->nodes[i];
+        if (!sl__is_s(v) && v->grad && v->op && !(v->flags & SL__NODE_VIEW))
+            sl__zero(v->grad, v->n);
+    }
+    t->grad_zeroed = t->n;
 }
 
 static int check_root(sl_tape *t, sl_var *y, const char *fname) {
@@ -876,7 +898,10 @@ static size_t s_sweep(sl_var *const *nodes, size_t i) {
 int sl__sweep(sl_tape *t, sl_var *y, const double *dy, const char *fname) {
     int rc = check_root(t, y, fname);
     if (rc != SL_OK) return rc;
-    if (t->dirty) zero_op_grads(t);
+    if (t->dirty)
+        zero_op_grads(t);
+    else if (t->grad_zeroed < t->n)
+        zero_new_grads(t);
     t->dirty = 1;
     double *gy = sl__gradp(y);
     if (gy)
@@ -1020,10 +1045,11 @@ int sl_forward(sl_tape *t) {
         }
         if (!v->op || (v->flags & SL__NODE_VIEW)) continue;
         v->op->forward(v);
-        if (v->grad && t->dirty) sl__zero(v->grad, v->n);
+        if (v->grad && (t->dirty || i >= t->grad_zeroed)) sl__zero(v->grad, v->n);
         if (check && !finite_or_fail(t, v, v->val, v->n, "sl_forward", -1)) return t->status;
     }
-    t->dirty = 0;     /* every op-node gradient was zeroed above */
+    t->dirty = 0; /* every op-node gradient was zeroed above */
+    t->grad_zeroed = t->n;
     return t->status; /* a user op's forward may have failed */
 }
 
@@ -1142,4 +1168,5 @@ void sl_zero_grad(sl_tape *t) {
         if (g) memset(g, 0, sl__n(v) * sizeof(double));
         if (sl__is_s(v)) sl__s(v)->grad = 0.0;
     }
+    t->grad_zeroed = t->n;
 }

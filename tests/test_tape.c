@@ -184,6 +184,56 @@ Test(tape, nodes_off_the_path_to_y_pass_nothing_on) {
     }
 }
 
+/* An op node's gradient buffer is zeroed when first needed, not when the
+ * node is recorded (a graph only evaluated never pays for it). Whatever the
+ * arena held before must never show: re-record a graph over the memory of
+ * one that ran backward, then read the gradients every way there is. */
+static sl_var *rerecord(sl_tape *t, sl_var **x, const double *xs) {
+    *x = sl_input(t, 1, (int[]){3}, xs, SL_GRAD);
+    sl_var *h = sl_mul(t, *x, *x);
+    return sl_sum(t, sl_mul(t, h, sl_exp(t, *x)), -1, 0); /* sum x^2 e^x */
+}
+Test(tape, op_gradients_zeroed_when_first_needed) {
+    const double xs[3] = {0.5, -1.0, 2.0};
+    for (int how = 0; how < 4; how++) {
+        sl_tape *t = sl_tape_new();
+        sl_var *x;
+        sl_var *y = rerecord(t, &x, xs);
+        cr_assert_eq(sl_backward(t, y), SL_OK); /* the op nodes' buffers now hold gradients */
+        sl_tape_clear(t);
+        y = rerecord(t, &x, xs);                                /* the same blocks again */
+        sl_var *h = (sl_var *)(uintptr_t)sl_in(sl_in(y, 0), 0); /* x * x, to record with */
+        switch (how) {
+        case 0: /* read before any sweep */
+            for (int i = 0; i < 3; i++) cr_expect_eq(sl_grad_data(h)[i], 0.0, "how 0 [%d]", i);
+            cr_expect_null(sl_grad(h), "no sweep yet");
+            break;
+        case 1:
+            break; /* straight to the sweep */
+        case 2:
+            cr_assert_eq(sl_forward(t), SL_OK);
+            break;
+        case 3:
+            sl_zero_grad(t);
+            break;
+        }
+        cr_assert_eq(sl_backward(t, y), SL_OK, "%s", sl_tape_error(t));
+        for (int i = 0; i < 3; i++) {
+            const double e = exp(xs[i]), want = (2 * xs[i] + xs[i] * xs[i]) * e;
+            cr_expect(near(sl_grad(x)[i], want, 1e-15, 1e-15), "how %d: dx[%d] = %.17g, want %.17g",
+                      how, i, sl_grad(x)[i], want);
+            cr_expect_eq(sl_grad(h)[i], e, "how %d: dy/dh[%d]", how, i);
+        }
+        /* nodes recorded after a sweep: zeroed by the next one, the older
+         * ones keep showing the last sweep's values until then */
+        sl_var *z = sl_sum(t, sl_mul(t, h, h), -1, 0);
+        cr_expect_eq(sl_grad(h)[1], exp(xs[1]), "how %d", how);
+        cr_assert_eq(sl_backward(t, z), SL_OK);
+        cr_expect_eq(sl_grad(h)[1], 2 * xs[1] * xs[1], "how %d", how);
+        sl_tape_free(t);
+    }
+}
+
 /* sl_tape_fail records an error status: SL_OK, positive and unknown codes
  * become SL_EARG (callers test status < 0 and look the code up); every
  * defined error code is kept. */
