@@ -309,10 +309,10 @@ struct sl_tape {
                         no anomaly mode, no source locations), else 0 */
     int status;
     int dirty;             /* op-node gradients hold a sweep's values: zero before the next */
-    size_t grad_zeroed;    /* tensor op nodes from this id on were recorded since their
-                              gradients were last zeroed: their buffers hold whatever the
-                              arena held until a sweep, a replay or sl_grad_data zeroes
-                              them (tape.c: zero_new_grads) */
+    size_t grad_stale;     /* 1 + the id of the first tensor op node whose gradient buffer
+                              holds whatever the arena held (recorded since op gradients were
+                              last zeroed), 0 if none: a sweep, a replay or sl_grad_data
+                              zeroes those (tape.c: zero_new_grads) */
     int check;             /* SL_CHECK_* flags */
     int here_on;           /* sl_tape_here was called: t->locs is kept */
     const char *here_file; /* source location given to the next nodes (SL_HERE) */

@@ -105,7 +105,7 @@ void sl_tape_clear(sl_tape *t) {
     if (!t) return;
     sl__arena_reset(&t->arena);
     t->n = 0;
-    t->grad_zeroed = 0;
+    t->grad_stale = 0;
     t->tan_n = 0; /* the tangents lived in the arena */
     t->dirty = 0;
     t->status = SL_OK;
@@ -266,7 +266,7 @@ static SL__NOINLINE bool push_node(sl_tape *t, sl_var *v, who fn) {
  * when a is not NULL, a copy of a, in one arena block (layout: internal.h).
  * Every field is set here: no memset of the whole node on the recording
  * path. A leaf's gradient is zeroed now; an op node's when it is first
- * needed (t->grad_zeroed): a graph only evaluated never pays for it. */
+ * needed (t->grad_stale): a graph only evaluated never pays for it. */
 static sl_var *node_new(sl_tape *t, who fn, int nin, int ndim, const int *dims, bool own_value,
                         bool with_grad, bool zero_grad, size_t nsaved, const sl_attrs *a) {
     const size_t n = sl__numel(ndim, dims);
@@ -611,6 +611,7 @@ sl_var *sl_apply(sl_tape *t, const sl_op *op, int nin, sl_var *const *in, const 
     v->flags |= (unsigned char)grad;
     for (int i = 0; i < nin; i++) v->in[i] = in[i];
     if (!push_node(t, v, fn)) return NULL;
+    if (grad && !t->grad_stale) t->grad_stale = (size_t)v->id + 1; /* zeroed when needed */
     op->forward(v);
     if (t->status == SL_OK && (t->check & SL_CHECK_FINITE)) {
         char fname[80];
@@ -691,7 +692,8 @@ double *sl_out_data(sl_var *out) { return out ? sl__val(out) : NULL; }
 static void zero_new_grads(sl_tape *t);
 double *sl_grad_data(const sl_var *v) {
     if (!v) return NULL;
-    if (!sl__is_s(v) && v->grad && v->op && sl__id(v) >= v->tape->grad_zeroed)
+    if (!sl__is_s(v) && v->grad && v->op && v->tape->grad_stale &&
+        sl__id(v) + 1 >= v->tape->grad_stale)
         zero_new_grads(v->tape); /* never garbage, even before any sweep */
     return sl__gradp(v);
 }
@@ -720,19 +722,19 @@ static void zero_op_grads(sl_tape *t) {
         }
     }
     t->dirty = 0;
-    t->grad_zeroed = t->n;
+    t->grad_stale = 0;
 }
 
 /* Zero the gradients of the tensor op nodes recorded since they were last
  * zeroed (node_new leaves them as the arena held them), and no others: the
  * older ones may hold a sweep's values that sl_grad still shows. */
 static void zero_new_grads(sl_tape *t) {
-    for (size_t i = t->grad_zeroed; i < t->n; i++) {
+    for (size_t i = t->grad_stale ? t->grad_stale - 1 : t->n; i < t->n; i++) {
         sl_var *v = t->nodes[i];
         if (!sl__is_s(v) && v->grad && v->op && !(v->flags & SL__NODE_VIEW))
             sl__zero(v->grad, v->n);
     }
-    t->grad_zeroed = t->n;
+    t->grad_stale = 0;
 }
 
 static int check_root(sl_tape *t, sl_var *y, const char *fname) {
@@ -900,7 +902,7 @@ int sl__sweep(sl_tape *t, sl_var *y, const double *dy, const char *fname) {
     if (rc != SL_OK) return rc;
     if (t->dirty)
         zero_op_grads(t);
-    else if (t->grad_zeroed < t->n)
+    else if (t->grad_stale)
         zero_new_grads(t);
     t->dirty = 1;
     double *gy = sl__gradp(y);
@@ -1045,11 +1047,12 @@ int sl_forward(sl_tape *t) {
         }
         if (!v->op || (v->flags & SL__NODE_VIEW)) continue;
         v->op->forward(v);
-        if (v->grad && (t->dirty || i >= t->grad_zeroed)) sl__zero(v->grad, v->n);
+        if (v->grad && (t->dirty || (t->grad_stale && i + 1 >= t->grad_stale)))
+            sl__zero(v->grad, v->n);
         if (check && !finite_or_fail(t, v, v->val, v->n, "sl_forward", -1)) return t->status;
     }
     t->dirty = 0; /* every op-node gradient was zeroed above */
-    t->grad_zeroed = t->n;
+    t->grad_stale = 0;
     return t->status; /* a user op's forward may have failed */
 }
 
@@ -1168,5 +1171,5 @@ void sl_zero_grad(sl_tape *t) {
         if (g) memset(g, 0, sl__n(v) * sizeof(double));
         if (sl__is_s(v)) sl__s(v)->grad = 0.0;
     }
-    t->grad_zeroed = t->n;
+    t->grad_stale = 0;
 }
