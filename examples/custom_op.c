@@ -176,7 +176,7 @@ int main(void) {
     int rc = sl_op_register(&swish_beta_op);
     if (rc == SL_OK) rc = sl_op_register(&swish_beta_wrong_op);
     if (rc != SL_OK) {
-        fprintf(stderr, "custom_op: sl_op_register: %s\n", sl_status_str(rc));
+        fprintf(stderr, "custom_op: %s\n", sl_op_register_error()); /* says why */
         return 1;
     }
     printf("registered \"%s\": %s\n  %s\n", swish_beta_op.name, swish_beta_op.formula,
