@@ -349,14 +349,58 @@ static void zero_input_grads(check *c) {
         memset(sl__gradp(c->in[k]), 0, sl__n(c->in[k]) * sizeof(double));
 }
 
-/* <v, J u> by forward mode against <J^T v, u> by reverse mode: no step at all. */
+/* The size of the terms inside the graph, after a sweep seeded with v:
+ * sum over the nodes up to y with a gradient (v's preimage) of
+ * |gradient| . |w|, w each node's tangent (after sl_jvp along u; nodes
+ * without one are left out) or else its value.
+ *
+ * With tangents: both <v, J u> and <J^T v, u> equal <gradient, tangent> at
+ * every cut of the graph, so these are the terms summed at every node. The
+ * rounding each rule's accumulation makes at node k is relative to that
+ * node's terms and reaches the result times its gradient, so the two modes
+ * may differ by a small multiple of eps times this sum - also when the terms
+ * at the inputs cancel to a tiny result (a gradient that is what is left of
+ * larger terms inside the graph).
+ *
+ * With values: the first-order rounding error of phi = <v, f> itself, eps
+ * |x_k| at node k reaching phi times its gradient; it is far larger than
+ * eps |phi| when phi is what is left of larger values that cancel.
+ *
+ * A node whose gradient the sweep kept in a register (the inside of a
+ * product chain) is left out: that can only make the sum smaller, the tests
+ * stricter. Non-finite terms are the element checks' to judge. */
+static double graph_terms(const check *c, bool tangents) {
+    double s = 0.0;
+    for (size_t i = 0; i <= sl__id(c->y); i++) {
+        const sl_var *v = c->t->nodes[i];
+        const double *g = sl__gradp(v);
+        if (!g) continue;
+        const double *w = sl__val(v);
+        if (tangents) {
+            if (!(SL__FLAGS(v) & SL__NODE_TAN)) continue;
+            w = c->t->tans[i];
+        }
+        for (size_t e = 0; e < sl__n(v); e++) {
+            const double term = fabs(g[e] * w[e]);
+            if (isfinite(term)) s += term;
+        }
+    }
+    return s;
+}
+
+/* <v, J u> by forward mode against <J^T v, u> by reverse mode: no step at
+ * all. They may differ by rounding, relative to the terms summed along the
+ * way (dot_terms), never by more than 1e-9 of those. */
 static int dot_test(check *c, sl_rng *rng, sl_gradcheck_report *r, stepfree *sf) {
     for (int k = 0; k < c->nin; k++) fill_uniform(rng, c->tan[k], sl__n(c->in[k]));
     fill_uniform(rng, c->seed, c->m);
     int rc = jvp_along(c, c->dy);
     if (rc != SL_OK) return rc;
     double fwd = 0.0, rev = 0.0, scale = 0.0;
-    for (size_t j = 0; j < c->m; j++) fwd += c->seed[j] * c->dy[j];
+    for (size_t j = 0; j < c->m; j++) {
+        fwd += c->seed[j] * c->dy[j];
+        scale += fabs(c->seed[j] * c->dy[j]);
+    }
     zero_input_grads(c);
     rc = sl__sweep(c->t, c->y, c->seed, "sl_gradcheck");
     for (int k = 0; k < c->nin && rc == SL_OK; k++)
@@ -364,6 +408,7 @@ static int dot_test(check *c, sl_rng *rng, sl_gradcheck_report *r, stepfree *sf)
             rev += sl__gradp(c->in[k])[e] * c->tan[k][e];
             scale += fabs(sl__gradp(c->in[k])[e] * c->tan[k][e]);
         }
+    if (rc == SL_OK) scale += graph_terms(c, true);
     if (same_number(fwd, rev)) /* equal infinities too: the rules agree */
         r->dot_rel_err = isnan(fwd) ? NAN : 0.0;
     else if (isnan(fwd) || isnan(rev)) /* no verdict: the element checks judge a mode's NaN */
@@ -383,19 +428,26 @@ static int dot_test(check *c, sl_rng *rng, sl_gradcheck_report *r, stepfree *sf)
     return rc;
 }
 
-/* phi(x + h u) with phi = <v, f>, for the direction held in c->tan. */
-static int phi_at(check *c, double h, double *phi) {
+/* phi(x + h u) with phi = <v, f>, for the direction held in c->tan; and,
+ * if terms is not NULL, the size of its terms sum_j |v_j f_j(x + h u)|. */
+static int phi_terms_at(check *c, double h, double *phi, double *terms) {
     for (int k = 0; k < c->nin; k++)
         for (size_t e = 0; e < sl__n(c->in[k]); e++)
             sl__val(c->in[k])[e] = c->x0[k][e] + h * c->tan[k][e];
     int rc = sl_forward(c->t);
-    double s = 0.0; /* before the inputs are restored: y may be one of them */
-    for (size_t j = 0; j < c->m; j++) s += c->seed[j] * sl__val(c->y)[j];
+    double s = 0.0, a = 0.0; /* before the inputs are restored: y may be one of them */
+    for (size_t j = 0; j < c->m; j++) {
+        s += c->seed[j] * sl__val(c->y)[j];
+        a += fabs(c->seed[j] * sl__val(c->y)[j]);
+    }
     for (int k = 0; k < c->nin; k++)
         memcpy(sl__val(c->in[k]), c->x0[k], sl__n(c->in[k]) * sizeof(double));
     *phi = s;
+    if (terms) *terms = a;
     return rc;
 }
+
+static int phi_at(check *c, double h, double *phi) { return phi_terms_at(c, h, phi, NULL); }
 
 /* The order test: with phi = <v, f> and g = grad phi . u from reverse mode,
  * the remainder r(h) = |phi(x+hu) - phi(x) - h g| shrinks like h^2 when g is
@@ -429,17 +481,22 @@ static int order_test(check *c, sl_rng *rng, sl_gradcheck_report *r, stepfree *s
         phi0 += c->seed[j] * c->y0[j];
         scale += fabs(c->seed[j] * c->y0[j]);
     }
-    double rem[STEPS], h = 1e-2, orders[STEPS];
+    scale += graph_terms(c, false); /* phi's rounding: the values it is made of */
+    double rem[STEPS], noise[STEPS], h = 1e-2, orders[STEPS];
     int n = 0;
-    const double noise = 1e4 * DBL_EPSILON * fmax(scale, 1e-300);
     for (int i = 0; i < STEPS && rc == SL_OK; i++, h /= 2) {
-        double phi;
-        rc = phi_at(c, h, &phi);
+        double phi, terms;
+        rc = phi_terms_at(c, h, &phi, &terms);
         rem[i] = fabs(phi - phi0 - h * g);
+        /* the rounding of the remainder's three terms, 1e4 ulps of each:
+         * phi(x) (scale), phi(x+hu) (its terms at the output; inside, as
+         * at x for the small steps that matter) and h g */
+        noise[i] = 1e4 * DBL_EPSILON * fmax(scale + terms + fabs(h * g), 1e-300);
     }
     if (rc != SL_OK) return rc;
     for (int i = 0; i + 1 < STEPS; i++)
-        if (rem[i + 1] > noise && rem[i] > rem[i + 1]) orders[n++] = log2(rem[i] / rem[i + 1]);
+        if (rem[i + 1] > noise[i + 1] && rem[i] > rem[i + 1])
+            orders[n++] = log2(rem[i] / rem[i + 1]);
     if (n == 0) { /* phi is linear along u (or flat): no remainder to measure */
         r->taylor_order = NAN;
         return rc;

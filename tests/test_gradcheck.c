@@ -994,3 +994,127 @@ Test(gradcheck, check_ops_prints_json_lines) {
     cr_expect(contains(out, "\"taylor_order\":null"), "NaN becomes null: %s", out);
     fclose(f);
 }
+
+/* ------------------------------------ false positives found by a fuzzer */
+
+/* One node of a scalar graph as the differential fuzzer records it: a leaf
+ * (value, SL_GRAD or not), a + b, a - b, a * b, tanh a, sin a, a * a,
+ * a / (b^2 + 1), or a chain product (the node before it) * b. */
+typedef struct fz_node {
+    char op; /* 'x' leaf, '*', '+', '-', 't' tanh, 's' sin, 'q' a * a, '/' a / (b^2 + 1), 'c' chain
+              */
+    int a, b;
+    double v;
+    int flags;
+} fz_node;
+
+static void fz_build(sl_tape *t, const fz_node *g, int n, sl_var **nodes) {
+    for (int i = 0; i < n; i++) {
+        sl_var *a = i ? nodes[g[i].a] : NULL, *b = i ? nodes[g[i].b] : NULL;
+        switch (g[i].op) {
+        case 'x':
+            nodes[i] = sl_scalar(t, g[i].v, g[i].flags);
+            break;
+        case '*':
+            nodes[i] = sl_mul(t, a, b);
+            break;
+        case '+':
+            nodes[i] = sl_add(t, a, b);
+            break;
+        case '-':
+            nodes[i] = sl_sub(t, a, b);
+            break;
+        case 't':
+            nodes[i] = sl_tanh(t, a);
+            break;
+        case 's':
+            nodes[i] = sl_sin(t, a);
+            break;
+        case 'q':
+            nodes[i] = sl_mul(t, a, a);
+            break;
+        case 'c':
+            nodes[i] = sl_mul(t, nodes[i - 1], b);
+            break;
+        default:
+            nodes[i] = sl_div(t, a, sl_add(t, sl_square(t, b), sl_scalar(t, 1, 0)));
+            break;
+        }
+        cr_assert_not_null(nodes[i], "node %d: %s", i, sl_tape_error(t));
+    }
+}
+
+/* y = (p + q) / (q^2 + 1) - p with q = p^8 ~ 4.5e-14 (p ~ 0.021): the
+ * gradient, ~ -2.1e-12, is what is left of terms ~ 0.05 that cancel, so the
+ * two modes differ by rounding of those terms (1.2e-17), 5e-6 of the
+ * result. The dot test must measure rounding against the terms summed
+ * inside the graph, not only against the (cancelled) terms at the inputs.
+ * Leaves after y take part as inputs, as in the fuzzer (trial 27). */
+Test(gradcheck, dot_test_tolerates_cancellation_inside_the_graph) {
+    static const fz_node g[] = {
+        {'x', 0, 0, 0x1.0cd6298b8e7b7p+0, SL_GRAD},  /* 0 */
+        {'+', 0, 0, 0, 0},                           /* 1 */
+        {'x', 0, 0, -0x1.5d2f1a9fbe76cp-2, SL_GRAD}, /* 2 */
+        {'/', 2, 1, 0, 0},                           /* 3 */
+        {'c', 3, 2, 0, 0},                           /* 4 = 3 * 2 */
+        {'q', 4, 0, 0, 0},                           /* 5 */
+        {'c', 5, 5, 0, 0},                           /* 6 = 5 * 5 */
+        {'q', 6, 3, 0, 0},                           /* 7 */
+        {'+', 4, 7, 0, 0},                           /* 8 */
+        {'/', 8, 7, 0, 0},                           /* 9 */
+        {'-', 9, 4, 0, 0},                           /* 10: y */
+        {'x', 0, 0, 0x1.5f60d7552366bp-1, SL_GRAD},  /* 11 */
+        {'x', 0, 0, -0x1.41d41d41d41d3p-3, SL_GRAD}, /* 12 */
+        {'x', 0, 0, 0x1.1020c49ba5e36p+0, SL_GRAD},  /* 13 */
+    };
+    sl_tape *t = sl_tape_new();
+    sl_var *v[14];
+    fz_build(t, g, 14, v);
+    sl_var *in[5] = {v[0], v[2], v[11], v[12], v[13]};
+    sl_gradcheck_report r;
+    cr_expect_eq(sl_gradcheck(t, v[10], 5, in, NULL, &r), SL_OK, "%s", r.message);
+    cr_expect_lt(r.dot_rel_err, 1e-9);
+    sl_tape_free(t);
+}
+
+/* y = tanh(k x) at x = 0 with k = (c + 1) 1.15: odd in x, so the Taylor
+ * remainder is cubic and falls below the rounding of phi(x + hu) ~ k h
+ * long before the smallest step, while phi(x) = 0 (a noise floor relative
+ * to phi(x) alone is 0). Rounding there shrinks like h, which must not read
+ * as order 1 (trial 2928). */
+Test(gradcheck, order_test_ignores_remainders_at_the_rounding_of_phi) {
+    static const fz_node g[] = {
+        {'x', 0, 0, 0x1.2666666666666p+0, 0},        /* 0 */
+        {'c', 0, 0, 0, 0},                           /* 1 = 0 * 0 */
+        {'/', 1, 0, 0, 0},                           /* 2 */
+        {'c', 2, 2, 0, 0},                           /* 3 = 2 * 2 */
+        {'+', 3, 1, 0, 0},                           /* 4 */
+        {'x', 0, 0, -0x1.4a9b101767dcep-3, SL_GRAD}, /* 5 */
+        {'x', 0, 0, -0x1.6d593bfa2608cp+0, 0},       /* 6 */
+        {'/', 6, 6, 0, 0},                           /* 7 */
+        {'x', 0, 0, 0.0, SL_GRAD},                   /* 8 */
+        {'*', 6, 8, 0, 0},                           /* 9 */
+        {'+', 9, 8, 0, 0},                           /* 10 */
+        {'c', 10, 0, 0, 0},                          /* 11 = 10 * 0 */
+        {'-', 5, 0, 0, 0},                           /* 12 */
+        {'x', 0, 0, -0x1.5075075075075p-1, SL_GRAD}, /* 13 */
+        {'q', 13, 0, 0, 0},                          /* 14 */
+        {'-', 10, 8, 0, 0},                          /* 15 */
+        {'*', 10, 0, 0, 0},                          /* 16 */
+        {'+', 16, 14, 0, 0},                         /* 17 */
+        {'q', 17, 3, 0, 0},                          /* 18 */
+        {'t', 11, 18, 0, 0},                         /* 19: y */
+        {'x', 0, 0, -0x1.2a6c405d9f739p-1, SL_GRAD}, /* 20 */
+        {'x', 0, 0, -0x1.47ae147ae147bp-5, SL_GRAD}, /* 21 */
+        {'x', 0, 0, -0x1.2ecfb9c869536p-1, SL_GRAD}, /* 22 */
+        {'x', 0, 0, 0x1.43a83a83a83a8p+0, SL_GRAD},  /* 23 */
+    };
+    sl_tape *t = sl_tape_new();
+    sl_var *v[24];
+    fz_build(t, g, 24, v);
+    sl_var *in[7] = {v[5], v[8], v[13], v[20], v[21], v[22], v[23]};
+    sl_gradcheck_report r;
+    cr_expect_eq(sl_gradcheck(t, v[19], 7, in, NULL, &r), SL_OK, "%s", r.message);
+    cr_expect(!(r.taylor_order < 1.5), "order %g", r.taylor_order);
+    sl_tape_free(t);
+}
