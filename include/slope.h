@@ -159,7 +159,10 @@ double *sl_leaf_data(sl_var *v);
  * Gradients of leaves ADD to what they hold (as in PyTorch; call sl_zero_grad
  * between steps); gradients of op nodes are recomputed on every call, so a
  * second sl_backward on the same tape adds the same leaf gradients again.
- * Returns SL_OK or the tape's error (SL_EARG: y not scalar, not on the tape). */
+ * Only the nodes y depends on pass gradients on: a node off every path to y
+ * (a metric beside the loss) contributes nothing, even where its derivative
+ * is infinite or its value NaN. Returns SL_OK or the tape's error (SL_EARG:
+ * y not scalar, not on the tape; or what a backward rule reported). */
 int sl_backward(sl_tape *t, sl_var *y);
 /* Like sl_backward with an explicit seed dy (sl_numel(y) values): a
  * vector-Jacobian product. */
