@@ -143,15 +143,16 @@ static inline void sl__s_fill_leaf(sl__snode *s, size_t id, double x, int grad) 
  * a product of the product recorded just before it, and which inputs are op
  * nodes (internal.h: SL__OP_IN0_OP). */
 static inline void sl__s_fill2(sl__snode *s, int code, sl__snode *a, sl__snode *b, size_t n) {
+    const unsigned af = a->flags, bf = b->flags; /* an op node has no SL__NODE_LEAF */
     s->kind = SL__KIND_SCALAR;
-    s->flags = (a->flags | b->flags) & SL__NODE_GRAD;
+    s->flags = (unsigned char)((af | bf) & SL__NODE_GRAD);
     s->code = (unsigned char)code;
     s->run = (unsigned char)((code == SL__S_MUL && a->id + (size_t)1 == n && a->code == SL__S_MUL &&
-                                      (a->flags & SL__NODE_GRAD)
+                                      (af & SL__NODE_GRAD)
                                   ? SL__OP_CHAIN
                                   : 0) |
-                             (a->code != SL__S_LEAF ? SL__OP_IN0_OP : 0) |
-                             (b->code != SL__S_LEAF ? SL__OP_IN1_OP : 0));
+                             (af & SL__NODE_LEAF ? 0 : SL__OP_IN0_OP) |
+                             (bf & SL__NODE_LEAF ? 0 : SL__OP_IN1_OP));
     s->val = code == SL__S_MUL   ? a->val * b->val
              : code == SL__S_ADD ? a->val + b->val
              : code == SL__S_SUB ? a->val - b->val
