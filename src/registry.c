@@ -56,15 +56,22 @@ static int add(const sl_op *op) {
     return SL_OK;
 }
 
+/* The built-in families, in registration order; along: not element-wise
+ * (matrix products, shape changes, reductions, softmax, losses). */
+static const struct {
+    const sl_op *ops;
+    const int *n;
+    bool along;
+} families[] = {
+    {sl__elementwise_ops, &sl__elementwise_nops, false},
+    {sl__activation_ops, &sl__activation_nops, false},
+    {sl__linalg_ops, &sl__linalg_nops, true},
+    {sl__reduce_ops, &sl__reduce_nops, true},
+    {sl__softmax_ops, &sl__softmax_nops, true},
+    {sl__loss_ops, &sl__loss_nops, true},
+};
+
 static void register_builtins(void) {
-    static const struct {
-        const sl_op *ops;
-        const int *n;
-    } families[] = {
-        {sl__elementwise_ops, &sl__elementwise_nops}, {sl__activation_ops, &sl__activation_nops},
-        {sl__linalg_ops, &sl__linalg_nops},           {sl__reduce_ops, &sl__reduce_nops},
-        {sl__softmax_ops, &sl__softmax_nops},         {sl__loss_ops, &sl__loss_nops},
-    };
     for (size_t f = 0; f < sizeof families / sizeof families[0]; f++)
         for (int i = 0; i < *families[f].n; i++) {
             int rc = add(&families[f].ops[i]);
@@ -76,15 +83,8 @@ static void register_builtins(void) {
 static void init(void) { call_once(&builtins_once, register_builtins); }
 
 bool sl__op_along_axes(const sl_op *op) {
-    static const struct {
-        const sl_op *ops;
-        const int *n;
-    } families[] = {{sl__linalg_ops, &sl__linalg_nops},
-                    {sl__reduce_ops, &sl__reduce_nops},
-                    {sl__softmax_ops, &sl__softmax_nops},
-                    {sl__loss_ops, &sl__loss_nops}};
     for (size_t f = 0; f < sizeof families / sizeof families[0]; f++)
-        for (int i = 0; i < *families[f].n; i++)
+        for (int i = 0; families[f].along && i < *families[f].n; i++)
             if (op == &families[f].ops[i]) return true;
     return false;
 }

@@ -141,7 +141,10 @@ static inline void sl__s_fill_leaf(sl__snode *s, size_t id, double x, int grad) 
 /* Fill record s for binary code `code` over a and b, s to become node n of
  * its tape (the id is the caller's): value, inputs, the chain bit when s is
  * a product of the product recorded just before it, and which inputs are op
- * nodes (internal.h: SL__OP_IN0_OP). */
+ * nodes (internal.h: SL__OP_IN0_OP). The head goes in field by field, not
+ * through sl__s_head's one store: the next call reads this node's id, flags
+ * and code back (a chain's input), and loading those bytes from one 8-byte
+ * store made a chained product 2.97 -> 3.7 ns to record here (Zen 5). */
 static inline void sl__s_fill2(sl__snode *s, int code, sl__snode *a, sl__snode *b, size_t n) {
     const unsigned af = a->flags, bf = b->flags; /* an op node has no SL__NODE_LEAF */
     s->kind = SL__KIND_SCALAR;

@@ -417,7 +417,7 @@ static sl_var *s_record1(sl_tape *t, const sl_op *op, int code, sl__snode *x, co
     s->kind = SL__KIND_SCALAR;
     s->flags = x->flags & SL__NODE_GRAD;
     s->code = (unsigned char)code;
-    s->run = x->code != SL__S_LEAF ? SL__OP_IN0_OP : 0;
+    s->run = x->flags & SL__NODE_LEAF ? 0 : SL__OP_IN0_OP; /* as sl__s_fill2 */
     s->grad = 0.0;
     s->val = sl__s_eval(s);
     if (!push_s(t, s, WHO_OP(op))) return NULL;
@@ -689,10 +689,16 @@ const sl_attrs *sl_attrs_of(const sl_var *v) {
     return &a;
 }
 double *sl_out_data(sl_var *out) { return out ? sl__val(out) : NULL; }
+/* Does tensor node v own an op-node gradient buffer (not a leaf's, not a
+ * view's, which is its scalar's)? */
+static inline bool owns_op_grad(const sl_var *v) {
+    return v->grad && v->op && !(v->flags & SL__NODE_VIEW);
+}
+
 static void zero_new_grads(sl_tape *t);
 double *sl_grad_data(const sl_var *v) {
     if (!v) return NULL;
-    if (!sl__is_s(v) && v->grad && v->op && v->tape->grad_stale &&
+    if (!sl__is_s(v) && owns_op_grad(v) && v->tape->grad_stale &&
         sl__id(v) + 1 >= v->tape->grad_stale)
         zero_new_grads(v->tape); /* never garbage, even before any sweep */
     return sl__gradp(v);
@@ -717,7 +723,7 @@ static void zero_op_grads(sl_tape *t) {
         sl_var *v = t->nodes[i];
         if (sl__is_s(v)) {
             if (sl__s(v)->code != SL__S_LEAF) sl__s(v)->grad = 0.0;
-        } else if (v->grad && v->op && !(v->flags & SL__NODE_VIEW)) {
+        } else if (owns_op_grad(v)) {
             sl__zero(v->grad, v->n);
         }
     }
@@ -731,8 +737,7 @@ static void zero_op_grads(sl_tape *t) {
 static void zero_new_grads(sl_tape *t) {
     for (size_t i = t->grad_stale ? t->grad_stale - 1 : t->n; i < t->n; i++) {
         sl_var *v = t->nodes[i];
-        if (!sl__is_s(v) && v->grad && v->op && !(v->flags & SL__NODE_VIEW))
-            sl__zero(v->grad, v->n);
+        if (!sl__is_s(v) && owns_op_grad(v)) sl__zero(v->grad, v->n);
     }
     t->grad_stale = 0;
 }
