@@ -225,6 +225,7 @@ typedef struct sl_attrs {
     int mode;              /* gelu: SL_GELU_ERF or SL_GELU_TANH */
     int ndim;              /* reshape: target rank ... */
     int dims[SL_MAX_DIMS]; /* ... and dims (one may be -1: inferred) */
+    int start, stop;       /* slice: [start, stop) along axis (negative: from the end) */
 } sl_attrs;
 
 #define SL_ALL INT_MIN /* axis meaning "every axis" */
@@ -378,6 +379,13 @@ sl_var *sl_gelu(sl_tape *t, sl_var *x, int approx);
 sl_var *sl_matmul(sl_tape *t, sl_var *a, sl_var *b); /* [m,k] x [k,n] */
 sl_var *sl_transpose(sl_tape *t, sl_var *x);         /* 2-D */
 sl_var *sl_reshape(sl_tape *t, sl_var *x, int ndim, const int *dims);
+/* x[..., start:stop, ...] along one axis: indices as Python's (negative ones
+ * count from the end), but one outside the axis or an empty slice is an error
+ * (SL_EARG), not clamped. The result is a copy (every node owns its data). */
+sl_var *sl_slice(sl_tape *t, sl_var *x, int axis, int start, int stop);
+/* a and b joined along one axis (torch.cat): equal ranks >= 1, the other
+ * dims equal. More than two: join them in turn. */
+sl_var *sl_concat(sl_tape *t, sl_var *a, sl_var *b, int axis);
 /* reductions: axis is SL_ALL or one axis (negative from the end); keepdim 0 or 1 */
 sl_var *sl_sum(sl_tape *t, sl_var *x, int axis, int keepdim);
 sl_var *sl_mean(sl_tape *t, sl_var *x, int axis, int keepdim);

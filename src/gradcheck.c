@@ -1004,6 +1004,7 @@ static void shapes_str(char *buf, size_t size, const sl_op *op, const sl_op_case
         else
             PUT(" axis=%d", a->axis);
     }
+    if (strstr(sig, "start")) PUT(" [%d:%d]", a->start, a->stop);
     if (strstr(sig, "keepdim")) PUT(" keepdim=%d", a->keepdim);
     if (strstr(sig, "alpha")) PUT(" alpha=%g", a->alpha);
     if (strstr(sig, ", p)")) PUT(" p=%g", a->alpha);
