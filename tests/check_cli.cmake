@@ -2,10 +2,28 @@
 #   -DSLOPE=<path>  -DARGS=<arguments separated by '|'>  -DRC=<expected exit status>
 #   -DMATCH1..-DMATCH4=<regexes the standard output must match>
 #   -DJSON=1: every output line must parse as a JSON object with a "verdict"
+#   -DERRMATCH=<regex the standard error must match>
+#   -DOUTPUT_FILE=<file>: the standard output goes there (e.g. /dev/full), not to MATCH*
+#   -DWORKDIR=<dir> -DCOPY=<file>: run in WORKDIR, made afresh with a copy of COPY in it
 # and fails on any sanitizer report (ASan exits with 1, which RC may expect).
 string(REPLACE "|" ";" args "${ARGS}")
-execute_process(COMMAND ${SLOPE} ${args} OUTPUT_VARIABLE out ERROR_VARIABLE err
-                RESULT_VARIABLE rc)
+set(where "")
+if(DEFINED WORKDIR)
+  file(REMOVE_RECURSE "${WORKDIR}")
+  file(MAKE_DIRECTORY "${WORKDIR}")
+  if(DEFINED COPY)
+    file(COPY "${COPY}" DESTINATION "${WORKDIR}")
+  endif()
+  set(where WORKING_DIRECTORY "${WORKDIR}")
+endif()
+if(DEFINED OUTPUT_FILE)
+  execute_process(COMMAND ${SLOPE} ${args} OUTPUT_FILE "${OUTPUT_FILE}" ERROR_VARIABLE err
+                  RESULT_VARIABLE rc ${where})
+  set(out "")
+else()
+  execute_process(COMMAND ${SLOPE} ${args} OUTPUT_VARIABLE out ERROR_VARIABLE err
+                  RESULT_VARIABLE rc ${where})
+endif()
 if(err MATCHES "Sanitizer|runtime error:")
   message(FATAL_ERROR "slope ${args}: a sanitizer reported:\n${err}")
 endif()
@@ -17,6 +35,9 @@ foreach(m MATCH1 MATCH2 MATCH3 MATCH4)
     message(FATAL_ERROR "slope ${args}: output does not match \"${${m}}\":\n${out}")
   endif()
 endforeach()
+if(DEFINED ERRMATCH AND NOT err MATCHES "${ERRMATCH}")
+  message(FATAL_ERROR "slope ${args}: standard error does not match \"${ERRMATCH}\":\n${err}")
+endif()
 if(JSON)
   set(rest "${out}")
   set(n 0)

@@ -5,16 +5,22 @@
  *   slope check [--json] [--load PLUGIN.so]... [OP...]
  *                              gradient-check every registered op (or the named ones),
  *                              one line per case (or one JSON object per line with
- *                              --json); --load dlopen()s a plugin and calls its
- *                              int slope_register(void) first, so its ops are
- *                              checked too; exit status 1 if any fails, 2 on a
- *                              usage or plugin error
+ *                              --json); --load dlopen()s a plugin file (a name without
+ *                              '/' is taken in the working directory, not searched
+ *                              for) and calls its int slope_register(void) first, so
+ *                              its ops are checked too; exit status 1 if any fails
  *   slope version
+ *   slope help | -h | --help   also anywhere among a command's arguments
+ *
+ * Exit status 2 on a usage or plugin error, and 3 when the standard output
+ * cannot be written (a full disk, a closed pipe): results that were lost must
+ * not look like a pass, nor like a failed check.
  */
 #define _POSIX_C_SOURCE 200809L /* dlopen */
 #include "slope.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,13 +49,55 @@ static void usage(FILE *f) {
           "           list every registered op: signature, formula, derivative\n"
           "       slope check [--json] [--load PLUGIN.so]... [OP...]\n"
           "           gradient-check every op (or the named ones); --load registers a\n"
-          "           plugin's ops first; exit status 1 if any check fails\n"
+          "           plugin's ops first (PLUGIN.so is a file path: plugin.so means\n"
+          "           ./plugin.so); exit status 1 if any check fails\n"
           "       slope version\n"
-          "       slope help | -h | --help (also after ops or check)\n",
+          "       slope help | -h | --help (also after ops, check or version)\n"
+          "exit status 2 on a usage or plugin error, 3 if the output cannot be written\n",
           f);
 }
 
 static int is_help(const char *a) { return !strcmp(a, "-h") || !strcmp(a, "--help"); }
+
+/* Whether -h or --help is among a command's arguments (not as the path of
+ * --load): help wins over every other argument, even a wrong one. */
+static int wants_help(int argc, char **argv) {
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--load"))
+            i++;
+        else if (is_help(argv[i]))
+            return 1;
+    }
+    return 0;
+}
+
+/* Returns 2 after a message on stderr when a command that takes at most `max`
+ * arguments got more, or one other than `allowed` (NULL: none allowed), else 0. */
+static int check_args(const char *cmd, int argc, char **argv, int max, const char *allowed) {
+    for (int i = 0; i < argc; i++) {
+        if (i >= max || !allowed || strcmp(argv[i], allowed)) {
+            fprintf(stderr, "slope %s: unexpected argument \"%s\"\n", cmd, argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+/* The exit status: `rc`, or 3 after a message on stderr if anything written
+ * to stdout was lost. Buffered output fails only when flushed, so this
+ * flushes first; ferror() also catches a write that failed earlier, whose
+ * errno may be gone by now. */
+static int finish(int rc) {
+    errno = 0;
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        int e = errno;
+        fprintf(stderr, "slope: cannot write the standard output: %s\n",
+                e ? strerror(e) : "write error");
+        return 3;
+    }
+    return rc;
+}
 
 /* Markdown cells must not contain '|'. */
 static void cell(const char *s) {
@@ -91,7 +139,7 @@ static int cmd_ops(int markdown) {
 /* dlopen() a plugin and call its `int slope_register(void)`, which registers
  * its ops with sl_op_register. The plugin stays loaded: the registry keeps
  * pointers into it. Returns 0, or 2 after a message on stderr. */
-static int load_plugin(const char *path) {
+static int register_plugin(const char *path) {
     void *h = dlopen(path, RTLD_NOW | RTLD_GLOBAL);
     if (!h) {
         fprintf(stderr, "slope check: cannot load %s: %s\n", path, dlerror());
@@ -114,6 +162,22 @@ static int load_plugin(const char *path) {
     return 0;
 }
 
+/* PLUGIN.so is a file path, but dlopen() searches the library path for a
+ * name without '/': plugin.so becomes ./plugin.so. */
+static int load_plugin(const char *arg) {
+    if (strchr(arg, '/')) return register_plugin(arg);
+    char *path = malloc(strlen(arg) + 3);
+    if (!path) {
+        fprintf(stderr, "slope check: out of memory\n");
+        return 2;
+    }
+    strcpy(path, "./");
+    strcat(path, arg);
+    int rc = register_plugin(path);
+    free(path);
+    return rc;
+}
+
 static int cmd_check(int argc, char **argv) {
     int json = 0, nnames = 0;
     const char **names = malloc((size_t)(argc > 0 ? argc : 1) * sizeof *names);
@@ -122,11 +186,7 @@ static int cmd_check(int argc, char **argv) {
         return 2;
     }
     for (int i = 0; i < argc; i++) {
-        if (is_help(argv[i])) {
-            usage(stdout);
-            free(names);
-            return 0;
-        } else if (!strcmp(argv[i], "--json")) {
+        if (!strcmp(argv[i], "--json")) {
             json = 1;
         } else if (!strcmp(argv[i], "--load")) {
             if (i + 1 >= argc) {
@@ -152,32 +212,35 @@ static int cmd_check(int argc, char **argv) {
     return fails ? 1 : 0;
 }
 
-int main(int argc, char **argv) {
+static int run(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return 2;
     }
-    if (!strcmp(argv[1], "ops")) {
-        if (argc == 3 && is_help(argv[2])) {
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "ops") || !strcmp(cmd, "check") || !strcmp(cmd, "version")) {
+        if (wants_help(argc - 2, argv + 2)) {
             usage(stdout);
             return 0;
         }
-        if (argc > 3 || (argc == 3 && strcmp(argv[2], "--markdown"))) {
-            usage(stderr);
-            return 2;
-        }
-        return cmd_ops(argc == 3);
     }
-    if (!strcmp(argv[1], "check")) return cmd_check(argc - 2, argv + 2);
-    if (!strcmp(argv[1], "version")) {
-        printf("slope %s\n", SLOPE_VERSION_STRING);
-        return 0;
+    if (!strcmp(cmd, "ops")) {
+        int rc = check_args(cmd, argc - 2, argv + 2, 1, "--markdown");
+        return rc ? rc : cmd_ops(argc == 3);
     }
-    if (is_help(argv[1]) || !strcmp(argv[1], "help")) {
+    if (!strcmp(cmd, "check")) return cmd_check(argc - 2, argv + 2);
+    if (!strcmp(cmd, "version")) {
+        int rc = check_args(cmd, argc - 2, argv + 2, 0, NULL);
+        if (!rc) printf("slope %s\n", SLOPE_VERSION_STRING);
+        return rc;
+    }
+    if (is_help(cmd) || !strcmp(cmd, "help")) {
         usage(stdout);
         return 0;
     }
-    fprintf(stderr, "slope: unknown command \"%s\"\n", argv[1]);
+    fprintf(stderr, "slope: unknown command \"%s\"\n", cmd);
     usage(stderr);
     return 2;
 }
+
+int main(int argc, char **argv) { return finish(run(argc, argv)); }
