@@ -337,14 +337,20 @@ double *sl_tangent_data(const sl_var *v); /* tangent in the current sl_jvp, or N
 
 /* The registry. Built-in ops are registered before the first call returns. */
 const sl_op *sl_op_find(const char *name);
-/* Add a user op. op must stay valid (usually static). SL_EARG for a NULL or
- * duplicate name, a bad arity, a missing forward/backward or a malformed kind
- * or kink; SL_ENOMEM. Not thread-safe against concurrent registration. */
+/* Add a user op. op must stay valid (usually static). SL_EARG for a NULL,
+ * empty or duplicate name, an arity outside 1..SL_MAX_INPUTS, a missing
+ * forward/backward, a kind other than SL_KIND_CUSTOM, SL_KIND_MAP (needs
+ * arity 1) or SL_KIND_ZIP (needs arity 2), or a malformed kink (a kink or
+ * ties declaration on an op that is not unary, a kink at a non-finite point
+ * or with a non-finite slope); SL_ENOMEM. Not thread-safe against
+ * concurrent registration. */
 int sl_op_register(const sl_op *op);
 /* Why this thread's last sl_op_register call failed ("sl_op_register:
  * \"cube\" is already registered"), NULL if it succeeded. Valid until the
  * thread's next sl_op_register call. */
 const char *sl_op_register_error(void);
+/* Number of registered ops, built-in and user ones: sl_op_at's range is
+ * 0..sl_op_count()-1. */
 int sl_op_count(void);
 const sl_op *sl_op_at(int i); /* registration order; NULL out of range */
 /* Record op on inputs in[0..nin-1] with attributes a (NULL = zeros). */
@@ -406,16 +412,21 @@ sl_var *sl_cross_entropy(sl_tape *t, sl_var *logits, sl_var *labels);
 
 /* ------------------------------------------------------ gradient checks */
 
-/* 0 (or opts = NULL) means the default for every field. A value out of
- * range is an error (SL_EARG naming the field and the value), never quietly
- * the default: a negative, NaN or infinite eps, atol or rtol, a negative
- * projections, plain other than 0 or 1, fast other than -1, 0 or 1. */
+/* 0 (or opts = NULL) means the default for every field, so a struct
+ * initialised with {0} and one field set checks with the defaults otherwise
+ * (every case of an op, kink and ties cases included). A value out of range
+ * is an error (SL_EARG naming the field and the value), never quietly the
+ * default: a negative, NaN or infinite eps, atol or rtol, a negative
+ * projections or case_index, plain other than 0 or 1, fast other than -1,
+ * 0 or 1, and (sl_gradcheck_op) a case_index above the op's number of
+ * cases. */
 typedef struct sl_gradcheck_opts {
     double eps;      /* central-difference step, scaled by max(1, |x|); > 0, 0 = 1e-6 */
     double atol;     /* pass when |analytic - numeric| <= atol + rtol*|numeric|; > 0, 0 = 1e-5 */
     double rtol;     /* > 0, 0 = 1e-3 */
     uint64_t seed;   /* random directions and sl_gradcheck_op's inputs; 0 = 42 */
-    int case_index;  /* sl_gradcheck_op: -1 (or any negative) = every case, else one case */
+    int case_index;  /* sl_gradcheck_op: 0 = every case; k >= 1 = case k alone, counting
+                        from 1 to sl_op_ncases (as `slope check --json` numbers them) */
     int plain;       /* 1: PyTorch's plain central difference; 0: Richardson extrapolation */
     int fast;        /* 1: random projections v^T J u (full check only if one fails);
                         0: automatic, fast when the Jacobian has more than 250000 entries;
@@ -424,7 +435,9 @@ typedef struct sl_gradcheck_opts {
 } sl_gradcheck_opts;
 
 typedef struct sl_gradcheck_report {
-    int ok;              /* 1 if every check passed */
+    int ok;              /* 1 if every check passed; 0 if one failed (SL_EGRAD) or the call
+                            returned another error, which message then states (sl_gradcheck:
+                            the error's text, with failed "") */
     const char *failed;  /* "" or which check failed first (static string): "vjp" (the
                             backward rule), "jvp" (the tangent rule), "fd" (finite differences
                             disagree with both modes, or cannot check the point: the derivative
@@ -476,9 +489,14 @@ int sl_gradcheck(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
 /* Check one op on its own cases (or the default cases of its kind) with
  * inputs drawn from its domain, then, if it declares a kink (sl_kink), one
  * case exactly at the kink per distinct attribute set, and if it declares
- * ties, one case with tied maxima. SL_EARG if it lacks a domain, a formula,
- * a derivative text, a tangent rule, or declares a kink without a kinks text,
- * or if an option is out of range (report->message says which). */
+ * ties, one case with tied maxima. The op need not be registered. SL_EARG
+ * (report->message says which) if op or op->name is NULL; if its kind is
+ * not SL_KIND_CUSTOM, SL_KIND_MAP or SL_KIND_ZIP; if it lacks a formula, a
+ * derivative text, a signature, a tangent rule (jvp), a domain other than
+ * SL_DOMAIN_NONE for every input, or cases (a SL_KIND_CUSTOM op needs
+ * .cases and .ncases > 0); if it declares a kink or ties without a kinks
+ * text or with an arity other than 1; or if an option is out of range,
+ * opts->case_index above sl_op_ncases(op) included. */
 int sl_gradcheck_op(const sl_op *op, const sl_gradcheck_opts *opts, sl_gradcheck_report *report);
 /* Number of cases sl_gradcheck_op runs for op, kink and ties cases included. */
 int sl_op_ncases(const sl_op *op);

@@ -45,7 +45,7 @@ typedef struct settings {
 /* The settings opts ask for, 0 meaning the default (opts_error has
  * refused every value out of range). */
 static settings settings_of(const sl_gradcheck_opts *o) {
-    settings s = {DEFAULT_EPS, DEFAULT_ATOL, DEFAULT_RTOL, 42, -1, 0, 0, DEFAULT_PROJECTIONS};
+    settings s = {DEFAULT_EPS, DEFAULT_ATOL, DEFAULT_RTOL, 42, 0, 0, 0, DEFAULT_PROJECTIONS};
     if (o) {
         if (o->eps > 0) s.eps = o->eps;
         if (o->atol > 0) s.atol = o->atol;
@@ -61,7 +61,8 @@ static settings settings_of(const sl_gradcheck_opts *o) {
 
 /* 0 if every field of opts (NULL: the defaults) is in range, else SL_EARG
  * and a message naming fn, the field and its value in msg. 0 is the
- * default everywhere; seed and case_index take any value. */
+ * default everywhere (case_index: every case); seed takes any value, and
+ * sl_gradcheck_op checks case_index against the op's number of cases. */
 static int opts_error(const sl_gradcheck_opts *o, const char *fn, char *msg, size_t size) {
     if (!o) return 0;
     const struct {
@@ -79,6 +80,10 @@ static int opts_error(const sl_gradcheck_opts *o, const char *fn, char *msg, siz
     if (o->projections < 0)
         snprintf(msg, size, "%s: opts->projections = %d, must be > 0 (0: the default, %d)", fn,
                  o->projections, DEFAULT_PROJECTIONS);
+    else if (o->case_index < 0)
+        snprintf(msg, size,
+                 "%s: opts->case_index = %d, must be >= 0 (0: every case, k >= 1: case k alone)",
+                 fn, o->case_index);
     else if (o->plain != 0 && o->plain != 1)
         snprintf(msg, size, "%s: opts->plain = %d, must be 0 or 1", fn, o->plain);
     else if (o->fast < -1 || o->fast > 1)
@@ -672,10 +677,9 @@ static void element_message(sl_gradcheck_report *r, const settings *s, const ste
              sf->failed ? " test failed too" : "");
 }
 
-int sl_gradcheck(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
-                 const sl_gradcheck_opts *opts, sl_gradcheck_report *report) {
-    sl_gradcheck_report local;
-    sl_gradcheck_report *r = report ? report : &local;
+/* sl_gradcheck's checks, into r (not NULL). */
+static int gradcheck(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
+                     const sl_gradcheck_opts *opts, sl_gradcheck_report *r) {
     report_reset(r);
     settings s = settings_of(opts);
     if (!t) return SL_EARG;
@@ -844,6 +848,20 @@ int sl_gradcheck(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
         return SL_EGRAD;
     }
     return SL_OK;
+}
+
+int sl_gradcheck(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
+                 const sl_gradcheck_opts *opts, sl_gradcheck_report *report) {
+    sl_gradcheck_report local;
+    sl_gradcheck_report *r = report ? report : &local;
+    const int rc = gradcheck(t, y, nin, inputs, opts, r);
+    if (rc != SL_OK && rc != SL_EGRAD) { /* an error, not a verdict: no check passed */
+        const char *e = t ? sl_tape_error(t) : "sl_gradcheck: t is NULL";
+        r->ok = 0;
+        r->failed = "";
+        snprintf(r->message, sizeof r->message, "%s", e ? e : sl_status_str(rc));
+    }
+    return rc;
 }
 
 /* ---------------------------------------------------------- every-op check */
@@ -1023,7 +1041,7 @@ static sl_gradcheck_opts case_opts(const settings *s, int fast) {
                            .atol = s->atol,
                            .rtol = s->rtol,
                            .seed = s->seed,
-                           .case_index = -1,
+                           .case_index = 0,
                            .plain = s->plain,
                            .fast = fast,
                            .projections = s->projections};
@@ -1057,10 +1075,11 @@ static void merge_case(sl_gradcheck_report *r, sl_gradcheck_report *one, const s
     r->ok = r->ok && one->ok;
 }
 
-/* sl_apply failed, or sl_gradcheck stopped with an error: say so in one. */
+/* sl_apply failed, or sl_gradcheck stopped with an error: say so in one,
+ * naming the case as opts->case_index does (from 1; ci counts from 0). */
 static void case_error(sl_gradcheck_report *one, int ci, sl_tape *t) {
     one->ok = 0;
-    snprintf(one->message, sizeof one->message, "case %d: %s", ci,
+    snprintf(one->message, sizeof one->message, "case %d: %s", ci + 1,
              sl_tape_error(t) ? sl_tape_error(t) : "error");
 }
 
@@ -1085,7 +1104,7 @@ static int check_case(const sl_op *op, int ci, const settings *s, sl_gradcheck_r
         size_t n = nd >= 0 && nd <= SL_MAX_DIMS ? sl__numel(nd, &c->shape[k][1]) : 0;
         if (nd < 0 || nd > SL_MAX_DIMS || n > sizeof data / sizeof data[0]) {
             snprintf(r->message, sizeof r->message,
-                     "case %d: input %d has a bad or too large shape", ci, k);
+                     "case %d: input %d has a bad or too large shape", ci + 1, k);
             r->ok = 0;
             sl_tape_free(t);
             return SL_EARG;
@@ -1355,6 +1374,14 @@ int sl_gradcheck_op(const sl_op *op, const sl_gradcheck_opts *opts, sl_gradcheck
         r->ok = 0;
         return SL_EARG;
     }
+    if ((int)op->kind < SL_KIND_CUSTOM || (int)op->kind > SL_KIND_ZIP) {
+        snprintf(r->message, sizeof r->message,
+                 "sl_gradcheck_op: op \"%s\" has kind %d, not SL_KIND_CUSTOM (0), SL_KIND_MAP (1) "
+                 "or SL_KIND_ZIP (2)",
+                 op->name, (int)op->kind);
+        r->ok = 0;
+        return SL_EARG;
+    }
     const char *missing = NULL;
     if (!op->formula || !op->formula[0])
         missing = "a formula";
@@ -1378,16 +1405,18 @@ int sl_gradcheck_op(const sl_op *op, const sl_gradcheck_opts *opts, sl_gradcheck
         r->ok = 0;
         return SL_EARG;
     }
-    if (s.case_index >= nc) {
+    if (s.case_index > nc) {
         snprintf(r->message, sizeof r->message,
-                 "sl_gradcheck_op: opts->case_index = %d, out of range (op \"%s\" has %d cases)",
+                 "sl_gradcheck_op: opts->case_index = %d, out of range (op \"%s\" has cases 1..%d; "
+                 "0: every case)",
                  s.case_index, op->name, nc);
         r->ok = 0;
         return SL_EARG;
     }
+    /* case_index counts from 1 (0: every case); ci from 0 */
     const int base = base_ncases(op), nkink = kink_ncases(op);
-    int first = s.case_index >= 0 ? s.case_index : 0;
-    int last = s.case_index >= 0 ? s.case_index : nc - 1;
+    const int first = s.case_index > 0 ? s.case_index - 1 : 0;
+    const int last = s.case_index > 0 ? s.case_index - 1 : nc - 1;
     int rc = SL_OK;
     for (int ci = first; ci <= last; ci++) {
         int one;
@@ -1401,6 +1430,7 @@ int sl_gradcheck_op(const sl_op *op, const sl_gradcheck_opts *opts, sl_gradcheck
         if (one != SL_OK && one != SL_EGRAD) break;
     }
     if (!r->ok && rc == SL_OK) rc = SL_EGRAD;
+    if (rc != SL_OK) r->ok = 0; /* also when a case stopped with an error */
     if (rc != SL_OK && r->message[0]) {
         char msg[400];                   /* the case's sentence, after "<op> at <shapes>: " */
         size_t len = strlen(r->message); /* NUL-terminated by snprintf */
@@ -1460,8 +1490,10 @@ static const char *num_str(char *buf, size_t size, const char *fmt, double v) {
     return buf;
 }
 
-static void print_case(FILE *out, int json, int width, const char *name, int ci, const char *shapes,
-                       int rc, const sl_gradcheck_report *r) {
+/* One line (or JSON object) for case number `number` of an op: from 1, as
+ * opts->case_index takes it; 0 for a name that is not registered. */
+static void print_case(FILE *out, int json, int width, const char *name, int number,
+                       const char *shapes, int rc, const sl_gradcheck_report *r) {
     char vb[48];
     const char *v = verdict_str(vb, sizeof vb, rc, r);
     const bool ok = rc == SL_OK && r->ok;
@@ -1469,8 +1501,8 @@ static void print_case(FILE *out, int json, int width, const char *name, int ci,
         fputs("{\"op\":", out);
         json_str(out, name);
         fputs(",\"case\":", out);
-        if (ci >= 0)
-            fprintf(out, "%d", ci);
+        if (number > 0)
+            fprintf(out, "%d", number);
         else
             fputs("null", out);
         fputs(",\"shapes\":", out);
@@ -1527,10 +1559,10 @@ static int check_op_cases(FILE *out, int json, int width, const sl_op *op, int *
     int fails = 0, nc = sl_op_ncases(op);
     if (nc <= 0) nc = 1; /* still run once, to report what is missing */
     for (int ci = 0; ci < nc; ci++) {
-        sl_gradcheck_opts o = {.case_index = ci};
+        sl_gradcheck_opts o = {.case_index = ci + 1}; /* from 1: 0 means every case */
         sl_gradcheck_report r;
         int rc = sl_gradcheck_op(op, &o, &r);
-        if (out) print_case(out, json, width, op->name, ci, r.shapes, rc, &r);
+        if (out) print_case(out, json, width, op->name, ci + 1, r.shapes, rc, &r);
         if (rc == SL_OK && r.ok) {
             if (r.kinks)
                 (*nkink)++;
@@ -1570,7 +1602,7 @@ int sl_check_ops(FILE *out, int json, int nnames, const char *const *names) {
                 snprintf(r.message, sizeof r.message, "no op named \"%.200s\" is registered", nm);
             else
                 snprintf(r.message, sizeof r.message, "names[%d] is NULL", i);
-            if (out) print_case(out, json, width, nm, -1, "", SL_EARG, &r);
+            if (out) print_case(out, json, width, nm, 0, "", SL_EARG, &r);
             fails++;
             ops_failed++;
             continue;

@@ -288,9 +288,9 @@ static const sl_op bm_op = {.name = "br_mul_no_reduce",
 Test(broken_rules, missing_broadcast_reduction) {
     cr_assert_eq(sl_op_register(&bm_op), SL_OK);
     sl_gradcheck_report r;
-    sl_gradcheck_opts o = {.case_index = 0};
+    sl_gradcheck_opts o = {.case_index = 1}; /* cases count from 1 */
     cr_expect_eq(sl_gradcheck_op(&bm_op, &o, &r), SL_OK, "equal shapes hide it: %s", r.message);
-    o.case_index = 1;
+    o.case_index = 2;
     cr_expect_eq(sl_gradcheck_op(&bm_op, &o, &r), SL_EGRAD, "%s", r.message);
     cr_expect_str_eq(r.failed, "vjp", "%s", r.message);
     cr_expect_eq(r.worst_input, 1, "b, the broadcast input: %s", r.message);
@@ -323,11 +323,17 @@ Test(broken_rules, wrong_kink_convention) {
     cr_expect(contains(r.message, "kink at z=0"), "the case: %s", r.message);
     cr_expect_eq(r.analytic, 1.0);
     cr_expect_eq(r.numeric, 0.0, "the declared value");
-    /* its normal cases pass: the convention is the only thing wrong */
-    for (int ci = 0; ci < 4; ci++) {
+    /* its normal cases (1..4) pass: the convention is the only thing wrong */
+    for (int ci = 1; ci <= 4; ci++) {
         sl_gradcheck_opts o = {.case_index = ci};
         cr_expect_eq(sl_gradcheck_op(&relu_at1_op, &o, &r), SL_OK, "case %d: %s", ci, r.message);
     }
+    /* options made from {0} with one field set still run the kink case */
+    sl_gradcheck_opts o = {0};
+    o.rtol = 2e-3;
+    cr_expect_eq(sl_gradcheck_op(&relu_at1_op, &o, &r), SL_EGRAD, "%s", r.message);
+    cr_expect_str_eq(r.failed, "kink", "%s", r.message);
+    cr_expect_eq(r.ncases, 5, "every case: %s", r.message);
     /* the same for a convention in terms of alpha */
     expect_caught(&leaky_at1_op, "kink", &r);
     cr_expect(contains(r.message, "declares 0.25 (alpha)"), "%s", r.message);
@@ -403,7 +409,7 @@ Test(broken_rules, every_built_in_op_passes_with_its_kink_cases) {
         with_kinks++;
         const int nc = sl_op_ncases(op);
         int kink_ok = 0;
-        for (int ci = 0; ci < nc; ci++) {
+        for (int ci = 1; ci <= nc; ci++) {
             sl_gradcheck_opts o = {.case_index = ci};
             rc = sl_gradcheck_op(op, &o, &r);
             cr_expect_eq(rc, SL_OK, "%s case %d: %s", op->name, ci, r.message);
@@ -426,7 +432,7 @@ Test(broken_rules, every_built_in_op_passes_with_its_kink_cases) {
 Test(broken_rules, max_ties_share_the_gradient) {
     const sl_op *max = sl_op_find("max");
     const int nc = sl_op_ncases(max);
-    sl_gradcheck_opts o = {.case_index = nc - 1};
+    sl_gradcheck_opts o = {.case_index = nc}; /* the last: ties */
     sl_gradcheck_report r;
     cr_expect_eq(sl_gradcheck_op(max, &o, &r), SL_OK, "%s", r.message);
     cr_expect_str_eq(r.shapes, "[3,4] axis=-1 keepdim=0 ties");
@@ -501,7 +507,7 @@ static const sl_op firstmax_op = {.name = "br_firstmax",
 
 Test(broken_rules, ties_not_shared_equally) {
     sl_gradcheck_report r;
-    sl_gradcheck_opts o = {.case_index = 0};
+    sl_gradcheck_opts o = {.case_index = 1}; /* its own case, before the ties case */
     cr_assert_eq(sl_op_register(&firstmax_op), SL_OK);
     cr_expect_eq(sl_gradcheck_op(&firstmax_op, &o, &r), SL_OK, "no ties, no problem: %s",
                  r.message);

@@ -247,6 +247,61 @@ Test(gradcheck, bad_arguments) {
     sl_tape_free(t);
 }
 
+/* An error is not a pass: whenever sl_gradcheck returns something other
+ * than SL_OK or SL_EGRAD, the report says ok = 0, failed = "" and the
+ * error's text - for bad arguments, a NULL tape, a tape that already holds
+ * an error and a replay that fails midway. */
+static void expect_error_report(const sl_gradcheck_report *r, const char *want) {
+    cr_expect_eq(r->ok, 0, "an error is not a pass: %s", want);
+    cr_expect_str_eq(r->failed, "", "no check failed: the call did");
+    cr_expect_str_eq(r->message, want);
+}
+
+Test(gradcheck, errors_are_not_passes) {
+    sl_gradcheck_report r;
+    sl_tape *t = sl_tape_new();
+    sl_var *x = sl_input(t, 1, (int[]){3}, X0, SL_GRAD);
+    sl_var *y = sl_sum(t, sl_exp(t, x), SL_ALL, 0);
+    cr_expect_eq(sl_gradcheck(t, y, 1, NULL, NULL, &r), SL_EARG);
+    expect_error_report(&r, "sl_gradcheck: inputs is NULL (nin = 1)");
+    /* the tape now holds that error: a second call returns it */
+    cr_expect_eq(sl_gradcheck(t, y, 1, &x, NULL, &r), SL_EARG);
+    expect_error_report(&r, "sl_gradcheck: inputs is NULL (nin = 1)");
+    sl_tape_free(t);
+
+    cr_expect_eq(sl_gradcheck(NULL, NULL, 1, NULL, NULL, &r), SL_EARG);
+    expect_error_report(&r, "sl_gradcheck: t is NULL");
+
+    t = sl_tape_new();
+    x = sl_input(t, 1, (int[]){3}, X0, SL_GRAD);
+    y = sl_sum(t, x, SL_ALL, 0);
+    sl_add(t, x, sl_input(t, 1, (int[]){2}, NULL, 0)); /* a shape error */
+    cr_expect_eq(sl_gradcheck(t, y, 1, &x, NULL, &r), SL_ESHAPE);
+    expect_error_report(&r, sl_tape_error(t));
+    cr_expect(contains(r.message, "sl_add"), "the earlier error: %s", r.message);
+    sl_tape_free(t);
+
+    t = sl_tape_new();
+    x = sl_input(t, 1, (int[]){3}, X0, SL_GRAD);
+    y = sl_sum(t, x, SL_ALL, 0);
+    const sl_gradcheck_opts bad = {.eps = -1};
+    cr_expect_eq(sl_gradcheck(t, y, 1, &x, &bad, &r), SL_EARG);
+    expect_error_report(&r, "sl_gradcheck: opts->eps = -1, must be finite and > 0 (0: the default, "
+                            "1e-06)");
+    sl_tape_free(t);
+
+    /* a replay fails midway: the step moves a probability of 1 - 1e-7 above 1 */
+    t = sl_tape_new();
+    x = sl_input(t, 1, (int[]){2}, (double[]){0.5, 1.0 - 1e-7}, SL_GRAD);
+    y = sl_bce(t, x, sl_input(t, 1, (int[]){2}, (double[]){0, 1}, 0));
+    cr_assert_not_null(y, "%s", sl_tape_error(t));
+    cr_expect_eq(sl_gradcheck(t, y, 1, &x, NULL, &r), SL_EARG);
+    cr_expect(contains(sl_tape_error(t), "sl_forward: sl_bce: prob element 1 of [2] is 1.0000009"),
+              "%s", sl_tape_error(t));
+    expect_error_report(&r, sl_tape_error(t));
+    sl_tape_free(t);
+}
+
 /* y that does not depend on the input: an all-zero Jacobian on both sides. */
 Test(gradcheck, independent_input_has_zero_jacobian) {
     sl_tape *t = sl_tape_new();
@@ -503,6 +558,8 @@ Test(gradcheck, out_of_range_options_are_errors) {
         {{.plain = -1}, "opts->plain = -1, must be 0 or 1"},
         {{.fast = 2}, "opts->fast = 2, must be -1, 0 or 1"},
         {{.fast = -7}, "opts->fast = -7, must be -1, 0 or 1"},
+        {{.case_index = -3},
+         "opts->case_index = -3, must be >= 0 (0: every case, k >= 1: case k alone)"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         sl_tape *t = sl_tape_new();
@@ -520,20 +577,20 @@ Test(gradcheck, out_of_range_options_are_errors) {
         cr_expect_eq(r.ok, 0);
         cr_expect(contains(r.message, want), "%s (want %s)", r.message, want);
     }
-    /* sl_gradcheck_op names case_index when it is past the op's cases */
+    /* sl_gradcheck_op names case_index when it is past the op's cases (1..nc) */
     sl_gradcheck_report r;
     const int nc = sl_op_ncases(sl_op_find("exp"));
-    sl_gradcheck_opts past = {.case_index = nc};
+    sl_gradcheck_opts past = {.case_index = nc + 1};
     cr_expect_eq(sl_gradcheck_op(sl_op_find("exp"), &past, &r), SL_EARG);
     char want[128];
-    snprintf(want, sizeof want, "sl_gradcheck_op: opts->case_index = %d, out of range", nc);
+    snprintf(want, sizeof want, "sl_gradcheck_op: opts->case_index = %d, out of range", nc + 1);
     cr_expect(contains(r.message, want), "%s (want %s)", r.message, want);
     /* zero is the default; every documented value is accepted */
     sl_tape *t = sl_tape_new();
     sl_var *x = sl_input(t, 1, (int[]){3}, X0, SL_GRAD);
     sl_var *y = sl_sum(t, sl_exp(t, x), SL_ALL, 0);
     const sl_gradcheck_opts good[] = {
-        {0}, {.fast = -1}, {.fast = 1, .projections = 2}, {.plain = 1}, {.case_index = -3}};
+        {0}, {.fast = -1}, {.fast = 1, .projections = 2}, {.plain = 1}, {.case_index = 3}};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
         cr_expect_eq(sl_gradcheck(t, y, 1, &x, &good[i], &r), SL_OK, "good[%zu]: %s", i,
                      sl_tape_error(t));
@@ -983,8 +1040,11 @@ Test(gradcheck, check_ops_prints_json_lines) {
         cr_expect_eq(e[-1], '}');
         p = e + 1;
     }
-    cr_expect(contains(out, "{\"op\":\"relu\",\"case\":4,\"shapes\":\"[7] kink at z=0\""), "%s",
+    /* cases are numbered as opts->case_index takes them: from 1 */
+    cr_expect(contains(out, "{\"op\":\"relu\",\"case\":1,\"shapes\":\"[]\""), "%s", out);
+    cr_expect(contains(out, "{\"op\":\"relu\",\"case\":5,\"shapes\":\"[7] kink at z=0\""), "%s",
               out);
+    cr_expect(!contains(out, "\"case\":0,"), "no case 0: %s", out);
     cr_expect(contains(out, "\"verdict\":\"KINK-OK\""), "%s", out);
     cr_expect(contains(out, "\"op\":\"gc \\\"cube\\\"\\\\ok\\t1\""), "escaped name: %s", out);
     cr_expect(contains(out, "\"verdict\":\"FAIL(vjp)\",\"failed\":\"vjp\""), "%s", out);

@@ -310,11 +310,11 @@ Test(registry, gradcheck_op_refuses_undocumented_ops) {
     static const sl_op base = CUBE("test_doc_base", cube_backward, cube_jvp);
     sl_gradcheck_report r;
     cr_assert_eq(sl_gradcheck_op(&base, NULL, &r), SL_OK, "the complete op passes: %s", r.message);
-    enum { NV = 7 };
+    enum { NV = 8 };
     static sl_op v[NV];
-    static const char *names[NV] = {"test_nodomain",  "test_noformula", "test_emptyformula",
-                                    "test_noderiv",   "test_nosig",     "test_nocases",
-                                    "test_halfdomain"};
+    static const char *names[NV] = {"test_nodomain",   "test_noformula", "test_emptyformula",
+                                    "test_noderiv",    "test_nosig",     "test_nocases",
+                                    "test_halfdomain", "test_nojvp"};
     for (int i = 0; i < NV; i++) {
         v[i] = base;
         v[i].name = names[i];
@@ -331,6 +331,7 @@ Test(registry, gradcheck_op_refuses_undocumented_ops) {
     v[6].arity = 2, v[6].forward = hyp_forward, v[6].backward = hyp_backward, v[6].jvp = hyp_jvp,
     v[6].kind = SL_KIND_CUSTOM, v[6].cases = hyp_cases,
     v[6].ncases = 2; /* domain only for input 0 */
+    v[7].jvp = NULL;
     for (int i = 0; i < NV; i++) {
         cr_expect_eq(sl_op_register(&v[i]), SL_OK, "%s", names[i]);
         cr_expect_eq(sl_gradcheck_op(&v[i], NULL, &r), SL_EARG, "%s must be refused", names[i]);
@@ -346,17 +347,116 @@ Test(registry, gradcheck_op_refuses_undocumented_ops) {
     cr_expect_eq(sl_gradcheck_op(NULL, NULL, &r), SL_EARG);
 }
 
+/* case_index counts from 1 (0: every case): 1 is the first case, ncases
+ * the last, ncases + 1 and negative values are errors naming the field. */
 Test(registry, gradcheck_op_single_case_and_range) {
     const sl_op *add = sl_op_find("add");
     cr_assert_not_null(add);
     const int nc = sl_op_ncases(add);
     cr_assert_gt(nc, 1);
-    sl_gradcheck_opts o = {.case_index = nc - 1};
+    sl_gradcheck_opts o = {.case_index = 1};
     sl_gradcheck_report r;
     cr_expect_eq(sl_gradcheck_op(add, &o, &r), SL_OK, "%s", r.message);
     cr_expect_eq(r.ncases, 1, "one case asked, one case run");
+    cr_expect_str_eq(r.shapes, "[] []", "case 1 is the first: two scalars");
     o.case_index = nc;
+    cr_expect_eq(sl_gradcheck_op(add, &o, &r), SL_OK, "%s", r.message);
+    cr_expect_eq(r.ncases, 1);
+    cr_expect_str_eq(r.shapes, "[2,1,3,1] [1,2,1,4]", "case ncases is the last");
+    o.case_index = nc + 1;
     cr_expect_eq(sl_gradcheck_op(add, &o, &r), SL_EARG, "case out of range");
-    cr_expect(contains(r.message, "add"), "%s", r.message);
+    cr_expect_eq(r.ok, 0);
+    char want[128];
+    snprintf(want, sizeof want, "opts->case_index = %d, out of range (op \"add\" has cases 1..%d",
+             nc + 1, nc);
+    cr_expect(contains(r.message, want), "%s (want %s)", r.message, want);
+    o.case_index = -1;
+    cr_expect_eq(sl_gradcheck_op(add, &o, &r), SL_EARG, "negative: out of range");
+    cr_expect(contains(r.message, "opts->case_index = -1, must be >= 0 (0: every case"), "%s",
+              r.message);
     cr_expect_eq(sl_op_ncases(NULL), 0);
+}
+
+/* An all-zero sl_gradcheck_opts with one field set means the defaults
+ * everywhere else: every case of the op, its kink case included - not
+ * case 1 alone (users write `sl_gradcheck_opts o = {0}; o.rtol = ...`). */
+Test(registry, zero_opts_with_one_field_set_check_every_case) {
+    const sl_op *relu = sl_op_find("relu");
+    cr_assert_not_null(relu);
+    const int nc = sl_op_ncases(relu);
+    cr_assert_eq(nc, 5, "four shapes and the kink case");
+    sl_gradcheck_report all, r;
+    cr_assert_eq(sl_gradcheck_op(relu, NULL, &all), SL_OK, "%s", all.message);
+    sl_gradcheck_opts o = {0};
+    o.rtol = 2e-3;
+    cr_expect_eq(sl_gradcheck_op(relu, &o, &r), SL_OK, "%s", r.message);
+    cr_expect_eq(r.ncases, nc, "every case ran, not one");
+    cr_expect_eq(r.nchecked, all.nchecked, "as many entries as with opts = NULL");
+    cr_expect_gt(r.kinks, 0, "the kink case ran (KINK-OK entries)");
+    cr_expect_eq(r.kinks, all.kinks);
+    const sl_gradcheck_opts zero = {0};
+    cr_expect_eq(sl_gradcheck_op(relu, &zero, &r), SL_OK, "%s", r.message);
+    cr_expect_eq(r.ncases, nc);
+}
+
+/* A case that stops with an error is named as case_index numbers it: the
+ * message of the every-case run says "case 2", and case_index = 2 alone
+ * gives the same error (case 1 passes). */
+static int vec_only_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_attrs *a,
+                          int *ndim, int *dims) {
+    (void)op, (void)a;
+    if (sl_ndim(in[0]) != 1)
+        return sl_tape_fail(t, SL_ESHAPE, "test_vec_only: input is %d-D, needs 1-D",
+                            sl_ndim(in[0]));
+    *ndim = 1;
+    dims[0] = sl_dims(in[0])[0];
+    return SL_OK;
+}
+
+Test(registry, gradcheck_op_case_numbers_agree_with_case_index) {
+    static const sl_op_case cases[] = {{.shape = {{1, 3}}}, {.shape = {{2, 2, 2}}}};
+    static sl_op vec_only = CUBE("test_vec_only", cube_backward, cube_jvp);
+    vec_only.shape = vec_only_shape;
+    vec_only.kind = SL_KIND_CUSTOM;
+    vec_only.cases = cases;
+    vec_only.ncases = 2;
+    sl_gradcheck_report r;
+    cr_expect_eq(sl_gradcheck_op(&vec_only, NULL, &r), SL_ESHAPE, "%s", r.message);
+    cr_expect_eq(r.ok, 0);
+    cr_expect(contains(r.message, "case 2: test_vec_only: input is 2-D"), "%s", r.message);
+    sl_gradcheck_opts o = {.case_index = 2};
+    cr_expect_eq(sl_gradcheck_op(&vec_only, &o, &r), SL_ESHAPE, "%s", r.message);
+    cr_expect(contains(r.message, "case 2: test_vec_only: input is 2-D"), "%s", r.message);
+    o.case_index = 1;
+    cr_expect_eq(sl_gradcheck_op(&vec_only, &o, &r), SL_OK, "%s", r.message);
+    cr_expect_str_eq(r.shapes, "[3]");
+}
+
+/* A kind outside the enum is refused at registration, naming the value
+ * (it used to register and fail later with "kind CUSTOM needs .cases"),
+ * and sl_gradcheck_op names it too for an op that was never registered. */
+Test(registry, register_refuses_a_kind_out_of_range) {
+    static const sl_op ok = CUBE("test_kind_ok", cube_backward, cube_jvp);
+    const int before = sl_op_count();
+    sl_op bad = ok;
+    bad.name = "test_kind9";
+    bad.kind = (sl_op_kind)9;
+    cr_expect_eq(sl_op_register(&bad), SL_EARG);
+    cr_expect_str_eq(sl_op_register_error() ? sl_op_register_error() : "(none)",
+                     "sl_op_register: \"test_kind9\": kind 9, must be SL_KIND_CUSTOM (0), "
+                     "SL_KIND_MAP (1) or SL_KIND_ZIP (2)");
+    bad.kind = (sl_op_kind)-1;
+    cr_expect_eq(sl_op_register(&bad), SL_EARG);
+    cr_expect(contains(sl_op_register_error(), "\"test_kind9\": kind -1, must be"), "%s",
+              sl_op_register_error());
+    cr_expect_eq(sl_op_count(), before, "nothing added");
+    cr_expect_null(sl_op_find("test_kind9"));
+    bad.kind = (sl_op_kind)9;
+    sl_gradcheck_report r;
+    cr_expect_eq(sl_gradcheck_op(&bad, NULL, &r), SL_EARG);
+    cr_expect_eq(r.ok, 0);
+    cr_expect(contains(r.message, "op \"test_kind9\" has kind 9, not SL_KIND_CUSTOM (0)"), "%s",
+              r.message);
+    /* the same op with a kind in range registers */
+    cr_expect_eq(sl_op_register(&ok), SL_OK, "%s", sl_op_register_error());
 }
