@@ -13,9 +13,12 @@
  * rounded or nearly so), so the variants agree with each other and with a
  * scalar build to rounding. All of them handle NaN, infinities, overflow and
  * underflow as IEEE says: libmvec falls back to scalar code for special
- * inputs. SLOPE_PORTABLE_MATH (CMake option SLOPE_VECTOR_MATH=OFF) keeps the
- * scalar loops only, SLOPE_NO_AVX512 (CMake option) stops at AVX2;
- * sl__vmath_config (tests) caps the variant.
+ * inputs. The variant is chosen on first use with __builtin_cpu_supports
+ * (no ifunc), so SLOPE_PORTABLE, which removes the kernels' ifunc clones,
+ * leaves it alone. Without SLOPE_HAVE_LIBMVEC (CMake option
+ * SLOPE_VECTOR_MATH=OFF, or no libmvec found) only the scalar loops exist;
+ * SLOPE_NO_AVX512 (CMake option) stops at AVX2; sl__vmath_config (tests)
+ * caps the variant.
  */
 #include "internal.h"
 
