@@ -170,8 +170,10 @@ const sl_op sl__elementwise_ops[] = {
     [SL__EW_NEG] = MAP(neg, "sl_neg(t, x)", "a = -z", "da/dz = -1", SL_DOMAIN_REAL),
     [SL__EW_EXP] =
         MAP(exp, "sl_exp(t, x)", "a = e^z", "da/dz = a (the saved output)", SL_DOMAIN_REAL),
-    [SL__EW_LOG] = MAP(log, "sl_log(t, x)", "a = ln z", "da/dz = 1/z (z <= 0 gives NaN/-inf, IEEE)",
-                       SL_DOMAIN_POSITIVE),
+    [SL__EW_LOG] =
+        MAP(log, "sl_log(t, x)", "a = ln z",
+            "da/dz = 1/z (+inf at +0, -inf at -0; the value is NaN below 0 and -inf at 0, IEEE)",
+            SL_DOMAIN_POSITIVE),
     [SL__EW_SQRT] = MAP(sqrt, "sl_sqrt(t, x)", "a = sqrt(z)", "da/dz = 1/(2a) (the saved output)",
                         SL_DOMAIN_POSITIVE),
     [SL__EW_ABS] = {.name = "abs",
