@@ -2,15 +2,21 @@
 # run.sh - the two commands of the README's quick start, and what CI runs.
 #
 #   ./run.sh demo [ARGS]   build slope and run the main demo (examples/planar)
-#   ./run.sh test          build and run every test: a -Werror build, an
+#   ./run.sh test          check the formatting (when clang-format is installed),
+#                          then build and run every test: a -Werror build, an
 #                          AddressSanitizer + UndefinedBehaviorSanitizer build,
-#                          a build with scalar libm only (no vector math), a
-#                          shared-library build, an OpenMP build, an OpenBLAS
-#                          build (when libopenblas-dev is installed), a clang
-#                          sanitizer build (when clang is installed), and an
-#                          install + pkg-config/CMake consumer check
+#                          a portable build (SLOPE_PORTABLE=ON and
+#                          SLOPE_VECTOR_MATH=OFF: no run-time CPU dispatch,
+#                          scalar libm), an AVX2 build (SLOPE_NO_AVX512=ON,
+#                          without the examples), a shared-library build, an
+#                          OpenMP build (2 threads), an OpenBLAS build (when
+#                          libopenblas-dev is installed), a clang sanitizer
+#                          build (when clang is installed), and an install +
+#                          pkg-config/CMake consumer check
 #
-# Missing Debian packages are installed first (as root, or through sudo).
+# Missing Debian packages are installed first (as root, or through sudo): gcc
+# and libc6-dev, make, cmake, pkg-config, uthash-dev, and for the tests
+# libcriterion-dev.
 set -euo pipefail
 cd "$(dirname "$0")"
 JOBS=$(nproc 2>/dev/null || echo 2)

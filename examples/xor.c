@@ -36,7 +36,7 @@ int main(int argc, char **argv) {
     sl_rng rng;                                           /* splitmix64, see slope.h */
     sl_rng_seed(&rng, 1);                                 /* 27 of seeds 1..30 learn XOR; 1 does */
     sl_params *ps = sl_params_new();                      /* the weights live here */
-    sl_init xavier = {.kind = SL_INIT_XAVIER_UNIFORM};    /* PyTorch's default init */
+    sl_init xavier = {.kind = SL_INIT_XAVIER_UNIFORM};    /* PyTorch's xavier_uniform_, gain 1 */
     sl_mlp *net = ps ? make_net(ps, xavier, &rng) : NULL; /* adds the 4 parameters */
     if (!net) {                                           /* a store error says why */
         fprintf(stderr, "xor: %s\n", ps ? sl_params_error(ps) : "out of memory");

@@ -16,7 +16,10 @@
  *     sl_var *y = sl_sigmoid(t, sl_matmul(t, w, x));
  *     if (sl_tape_status(t) != SL_OK) fprintf(stderr, "%s\n", sl_tape_error(t));
  *
- * The library never prints, aborts or exits. It is not thread-safe per tape;
+ * The library never aborts or exits, and prints nothing unless asked to:
+ * sl_check_ops and the progress line (sl_progress, slope/nn.h) write to the
+ * FILE * their caller gives them, nothing else writes to a stream. It is not
+ * thread-safe per tape;
  * distinct tapes may be used from distinct threads. Values are double,
  * row-major, contiguous, of rank 0 to SL_MAX_DIMS.
  */
@@ -110,7 +113,10 @@ int sl_tape_fail(sl_tape *t, int status, const char *fmt, ...)
     ;
 /* Number of nodes recorded (leaves included). */
 size_t sl_tape_size(const sl_tape *t);
-/* Bytes the arena holds from the system (grows, never shrinks before free). */
+/* Bytes the tape holds from its allocator: the arena's chunks (nodes, values,
+ * gradients, saved and tangent buffers) plus the node list and the side
+ * arrays of tangent pointers (sl_jvp) and source locations (SL_HERE). Grows,
+ * never shrinks before sl_tape_free (sl_tape_clear keeps it for reuse). */
 size_t sl_tape_bytes(const sl_tape *t);
 
 /* Anomaly mode. With SL_CHECK_FINITE, recording, sl_forward and the reverse
