@@ -410,8 +410,9 @@ char *sl__shape_str(char *buf, int ndim, const int *dims);
 size_t sl__numel(int ndim, const int *dims);
 /* NumPy broadcast of two shapes into (ndim, dims); false if incompatible. */
 bool sl__broadcast(int na, const int *da, int nb, const int *db, int *ndim, int *dims);
-/* Normalise axis against rank ndim: SL_ALL stays SL_ALL; -1 -> ndim-1; returns
- * false if out of range. */
+/* Normalise axis against rank ndim: SL_ALL stays SL_ALL; -1 -> ndim-1; at
+ * rank 0, 0 and -1 mean SL_ALL (PyTorch's dim on a 0-d tensor); returns false
+ * if out of range. */
 bool sl__axis(int axis, int ndim, int *out);
 
 /* Strides of `in` (rank nin) seen through the broadcast shape (rank nd): the

@@ -44,6 +44,10 @@ bool sl__axis(int axis, int ndim, int *out) {
         *out = SL_ALL;
         return true;
     }
+    if (ndim == 0 && (axis == 0 || axis == -1)) { /* PyTorch's dim on a 0-d tensor */
+        *out = SL_ALL;
+        return true;
+    }
     int a = axis < 0 ? axis + ndim : axis;
     if (a < 0 || a >= ndim) return false;
     *out = a;

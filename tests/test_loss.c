@@ -92,9 +92,11 @@ Test(loss, bce_clamps_logs_at_minus_100) {
     double dp[2], dy[2];
     double v = run(sl_bce, 2, p, y, dp, dy);
     cr_expect_eq(v, 100.0, "bce = %.17g", v);
-    /* dp: PyTorch's (p - y)/max(p(1-p), 1e-12) / n; dy: (lq - lp)/n with clamped logs */
-    cr_expect_eq(dp[0], -1e12 / 2.0, "dp[0] = %.17g", dp[0]);
-    cr_expect_eq(dp[1], 1e12 / 2.0, "dp[1] = %.17g", dp[1]);
+    /* dp: PyTorch's (p - y)/max(p(1-p), 1e-12f) / n (its EPSILON is a float:
+     * torch gives -1000000003995.8029 at n = 1, see below); dy: (lq - lp)/n
+     * with clamped logs */
+    cr_expect(close_to(dp[0], -1000000003995.8029 / 2.0, 1e-15, 0), "dp[0] = %.17g", dp[0]);
+    cr_expect(close_to(dp[1], 1000000003995.8029 / 2.0, 1e-15, 0), "dp[1] = %.17g", dp[1]);
     cr_expect_eq(dy[0], 50.0, "dy[0] = %.17g", dy[0]);
     cr_expect_eq(dy[1], -50.0, "dy[1] = %.17g", dy[1]);
     /* right answers with certainty cost 0 */
@@ -106,6 +108,16 @@ Test(loss, bce_clamps_logs_at_minus_100) {
     const double p3[] = {1e-100}, y3[] = {1.0};
     v = run(sl_bce, 1, p3, y3, dp, dy);
     cr_expect_eq(v, 100.0, "bce = %.17g", v);
+}
+
+/* PyTorch floors p(1-p) in bce's backward at its float EPSILON = 1e-12f,
+ * 9.999999960041972e-13 in double: torch.nn.functional.binary_cross_entropy
+ * at p = 0, y = 1 gives dp = -1000000003995.8029 (float64, torch 1.13). */
+Test(loss, bce_gradient_floor_is_torch_float_epsilon) {
+    const double p[] = {0.0}, y[] = {1.0};
+    double dp, dy;
+    run(sl_bce, 1, p, y, &dp, &dy);
+    cr_expect(close_to(dp, -1000000003995.8029, 1e-15, 0), "dp = %.17g", dp);
 }
 
 Test(loss, bce_rejects_probabilities_outside_unit_interval) {
@@ -164,6 +176,18 @@ Test(loss, bce_with_logits_extremes_are_exact) {
     v = run(sl_bce_with_logits, 1, x, y, d1, e1);
     cr_expect_eq(v, 800.0);
     cr_expect_eq(d1[0], 1.0, "grad 1/n with n = 1, got %.17g", d1[0]);
+}
+
+/* At x = +inf and x = -inf the loss is +inf for 0 < y < 1 (the limit of
+ * (1-y) x and of -x y), and the gradient sigmoid(x) - y is finite. */
+Test(loss, bce_with_logits_at_infinite_logits) {
+    const double x[] = {INFINITY, -INFINITY}, y[] = {0.3, 0.3};
+    for (int i = 0; i < 2; i++) {
+        double dx, dy;
+        double v = run(sl_bce_with_logits, 1, x + i, y + i, &dx, &dy);
+        cr_expect(isinf(v) && v > 0, "x = %g: loss %g", x[i], v);
+        cr_expect(close_to(dx, i ? -0.3 : 0.7, 1e-15, 0), "x = %g: dx %.17g", x[i], dx);
+    }
 }
 
 /* --------------------------------------------------------- cross_entropy */

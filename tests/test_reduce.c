@@ -202,15 +202,15 @@ Test(reduce, logsumexp_is_stable_for_large_inputs) {
     const double z = 1.0 + exp(-1.0) + exp(-2.0), want = 1002.0 + log(z);
     cr_expect(isfinite(sl_item(y)));
     cr_expect(near(sl_item(y), want, 1e-15, 0), "%.17g vs %.17g", sl_item(y), want);
-    /* the gradient is the softmax: e^(x_i - 1002) / z. Computed as e^(x - out)
-     * from the saved output (as PyTorch does), it inherits out's rounding:
-     * ulp(1002) ~ 1.1e-13, hence the tolerance. */
+    /* the gradient is the softmax: e^(x_i - 1002) / z, from the saved max and
+     * sum, so it does not inherit out's rounding (ulp(1002) ~ 1.1e-13, which
+     * e^(x - out), PyTorch's way, would carry) */
     const double sm[3] = {exp(-2.0) / z, exp(-1.0) / z, 1.0 / z};
     double total = 0;
     for (int i = 0; i < 3; i++) total += sl_grad(x)[i];
-    cr_expect(near(total, 1.0, 1e-12, 0), "softmax sums to 1: %.17g", total);
+    cr_expect(near(total, 1.0, 1e-15, 0), "softmax sums to 1: %.17g", total);
     for (int i = 0; i < 3; i++)
-        cr_expect(near(sl_grad(x)[i], sm[i], 1e-12, 0), "dx[%d] = %.17g, want %.17g", i,
+        cr_expect(near(sl_grad(x)[i], sm[i], 1e-15, 0), "dx[%d] = %.17g, want %.17g", i,
                   sl_grad(x)[i], sm[i]);
     sl_tape_free(t);
     /* and for very negative inputs: no underflow to log(0) */
@@ -220,6 +220,30 @@ Test(reduce, logsumexp_is_stable_for_large_inputs) {
     y = sl_logsumexp(t, x, 0, 0);
     cr_expect(near(sl_item(y), -1000.0 + log(2.0), 1e-15, 0), "%.17g", sl_item(y));
     sl_tape_free(t);
+}
+
+/* Where out = m + log s rounds to a multiple of ulp(m), weights e^(x - out)
+ * are wrong: two tied maxima of 1e17 would get 1 and 1. The softmax weights
+ * from the saved m and s are exact: 1/2 each; [1e15, 1e15 - 1] (both exact
+ * doubles, ulp 0.125) gives 1/(1 + e^-1) and e^-1/(1 + e^-1). Tangent too. */
+Test(reduce, logsumexp_weights_exact_for_large_inputs) {
+    const double cases[2][2] = {{1e17, 1e17}, {1e15, 1e15 - 1}};
+    const double want[2][2] = {{0.5, 0.5}, {1 / (1 + exp(-1.0)), exp(-1.0) / (1 + exp(-1.0))}};
+    for (int c = 0; c < 2; c++) {
+        sl_tape *t = sl_tape_new();
+        sl_var *x = sl_input(t, 1, (int[]){2}, cases[c], SL_GRAD);
+        sl_var *y = sl_logsumexp(t, x, 0, 0);
+        cr_assert_eq(sl_backward(t, y), SL_OK);
+        for (int i = 0; i < 2; i++)
+            cr_expect(near(sl_grad(x)[i], want[c][i], 1e-15, 0), "case %d: dx[%d] = %.17g", c, i,
+                      sl_grad(x)[i]);
+        const double tv[2] = {1.0, -2.0}, *tans[] = {tv};
+        double dy;
+        cr_assert_eq(sl_jvp(t, y, 1, &x, tans, &dy), SL_OK);
+        const double wdy = want[c][0] - 2.0 * want[c][1];
+        cr_expect(near(dy, wdy, 1e-15, 1e-16), "case %d: tangent %.17g, want %.17g", c, dy, wdy);
+        sl_tape_free(t);
+    }
 }
 
 Test(reduce, logsumexp_of_all_minus_infinity) {
@@ -238,7 +262,41 @@ Test(reduce, max_propagates_nan) {
     sl_var *y = sl_max(t, x, SL_ALL, 0);
     cr_expect(isnan(sl_item(y)), "max with a NaN is NaN (NumPy/PyTorch)");
     cr_expect_eq(sl_backward(t, y), SL_OK);
+    /* no element equals a NaN max: the gradient is NaN on the whole line, as
+     * its tangent is and as torch.amax's g * 0 / 0 */
+    for (int i = 0; i < 3; i++) cr_expect(isnan(sl_grad(x)[i]), "dx[%d] = %g", i, sl_grad(x)[i]);
+    const double tv[3] = {1, 1, 1}, *tans[] = {tv};
+    double dy;
+    cr_assert_eq(sl_jvp(t, y, 1, &x, tans, &dy), SL_OK);
+    cr_expect(isnan(dy));
     sl_tape_free(t);
+    /* only the line with the NaN: the other row's gradient is 1 at its max */
+    t = sl_tape_new();
+    const double w[6] = {1, NAN, 3, 4, 6, 5};
+    x = sl_input(t, 2, (int[]){2, 3}, w, SL_GRAD);
+    y = sl_sum(t, sl_max(t, x, 1, 0), SL_ALL, 0);
+    cr_assert_eq(sl_backward(t, y), SL_OK);
+    for (int i = 0; i < 3; i++) cr_expect(isnan(sl_grad(x)[i]));
+    const double row1[3] = {0, 1, 0};
+    for (int i = 0; i < 3; i++) cr_expect_eq(sl_grad(x)[3 + i], row1[i]);
+    sl_tape_free(t);
+}
+
+/* PyTorch takes dim 0 and -1 on a 0-d tensor as the whole tensor. */
+Test(reduce, rank0_axis_0_and_minus_1_reduce_everything) {
+    for (int op = SUM; op <= LSE; op++)
+        for (int axis = -1; axis <= 0; axis++)
+            for (int keep = 0; keep <= 1; keep++) {
+                sl_tape *t = sl_tape_new();
+                sl_var *x = sl_input(t, 0, NULL, (double[]){2.5}, SL_GRAD);
+                sl_var *y = reduce(t, op, x, axis, keep);
+                cr_assert_not_null(y, "%s axis %d: %s", NAMES[op], axis, sl_tape_error(t));
+                cr_expect_eq(sl_ndim(y), 0);
+                cr_expect_eq(sl_item(y), 2.5, "%s of one element is that element", NAMES[op]);
+                cr_assert_eq(sl_backward(t, y), SL_OK);
+                cr_expect_eq(sl_grad(x)[0], 1.0, "%s axis %d", NAMES[op], axis);
+                sl_tape_free(t);
+            }
 }
 
 Test(reduce, out_of_range_axis_names_op_axis_and_shape) {
@@ -265,10 +323,11 @@ Test(reduce, out_of_range_axis_names_op_axis_and_shape) {
         cr_expect(contains(sl_tape_error(t), want), "%s", sl_tape_error(t));
         sl_tape_free(t);
     }
-    /* a scalar has no axis 0 */
+    /* a scalar has no axis 1: only 0 and -1, as PyTorch's dim on a 0-d tensor */
     sl_tape *t = sl_tape_new();
-    cr_expect_null(sl_sum(t, sl_scalar(t, 1, 0), 0, 0));
+    cr_expect_null(sl_sum(t, sl_scalar(t, 1, 0), 1, 0));
     cr_expect_eq(sl_tape_status(t), SL_EARG);
+    cr_expect_str_eq(sl_tape_error(t), "sl_sum: axis 1 out of range for shape [] (rank 0)");
     sl_tape_free(t);
 }
 

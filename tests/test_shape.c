@@ -75,7 +75,15 @@ Test(shape, axis_normalisation) {
     cr_expect_eq(a, 1);
     cr_expect_not(sl__axis(3, 3, &a));
     cr_expect_not(sl__axis(-4, 3, &a));
-    cr_expect_not(sl__axis(0, 0, &a));
+    /* rank 0: 0 and -1 mean every axis, as PyTorch's dim on a 0-d tensor */
+    a = 7;
+    cr_expect(sl__axis(0, 0, &a));
+    cr_expect_eq(a, SL_ALL);
+    a = 7;
+    cr_expect(sl__axis(-1, 0, &a));
+    cr_expect_eq(a, SL_ALL);
+    cr_expect_not(sl__axis(1, 0, &a));
+    cr_expect_not(sl__axis(-2, 0, &a));
     cr_expect(sl__axis(SL_ALL, 0, &a));
 }
 

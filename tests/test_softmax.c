@@ -225,9 +225,36 @@ Test(softmax, bad_axes_are_sticky_errors) {
         expect_error(fs[f], names[f], 2, d2, 2, "[2,3]", "axis 2");
         expect_error(fs[f], names[f], 2, d2, -3, "[2,3]", "axis -3");
         expect_error(fs[f], names[f], 3, d3, 7, "[2,3,4]", "axis 7");
-        expect_error(fs[f], names[f], 0, NULL, 0, "[]", "axis 0");
+        expect_error(fs[f], names[f], 0, NULL, 1, "[]", "axis 1");
+        expect_error(fs[f], names[f], 0, NULL, -2, "[]", "axis -2");
         /* SL_ALL: one axis is required */
         expect_error(fs[f], names[f], 2, d2, SL_ALL, "[2,3]", "SL_ALL");
+    }
+}
+
+/* A +inf in a line: every element of that line is NaN (PyTorch), the
+ * other lines are untouched; a rank-0 input with axis 0 or -1 is one line
+ * of one element (PyTorch's dim on a 0-d tensor): softmax 1, log_softmax 0. */
+Test(softmax, infinity_in_a_line_and_rank_0) {
+    const double v[8] = {INFINITY, 1, 2, 3, 0, 0, 0, 0};
+    for (int f = 0; f < 2; f++) {
+        sl_tape *t = sl_tape_new();
+        sl_var *x = sl_input(t, 2, (int[]){2, 4}, v, SL_GRAD);
+        sl_var *y = f ? sl_log_softmax(t, x, 1) : sl_softmax(t, x, 1);
+        cr_assert_not_null(y);
+        for (int i = 0; i < 4; i++) cr_expect(isnan(sl_value(y)[i]), "f %d [0,%d]", f, i);
+        for (int i = 4; i < 8; i++)
+            cr_expect(close_to(sl_value(y)[i], f ? -log(4.0) : 0.25, 1e-15, 0));
+        sl_tape_free(t);
+        t = sl_tape_new();
+        x = sl_input(t, 0, NULL, (double[]){7.0}, SL_GRAD);
+        for (int axis = -1; axis <= 0; axis++) {
+            y = f ? sl_log_softmax(t, x, axis) : sl_softmax(t, x, axis);
+            cr_assert_not_null(y, "%s", sl_tape_error(t));
+            cr_expect_eq(sl_ndim(y), 0);
+            cr_expect_eq(sl_item(y), f ? 0.0 : 1.0);
+        }
+        sl_tape_free(t);
     }
 }
 

@@ -20,7 +20,9 @@
 #include "map.h"
 
 #define LOG_CLAMP (-100.0) /* PyTorch's bce: each log is clamped to >= -100 */
-#define BCE_EPS 1e-12      /* PyTorch's bce backward: p(1-p) floored at 1e-12 */
+/* PyTorch's bce backward floors p(1-p) at EPSILON, a float 1e-12: in double
+ * 9.999999960041972e-13, and dp at p = 0, y = 1 is -1000000003995.8029 */
+#define BCE_EPS ((double)1e-12f)
 
 /* ------------------------------------------------------- shape rules */
 
@@ -148,8 +150,8 @@ static inline double clamp_log(double l) { return l < LOG_CLAMP ? LOG_CLAMP : l;
 
 /* bce: prob (S), target (S) -> out [];  out = (1/n) sum_i -(y_i lp_i + (1-y_i) lq_i),
  *   lp = max(log p, -100), lq = max(log(1-p), -100)
- * dp_i += g/n (p_i - y_i) / max(p_i (1-p_i), 1e-12)   (PyTorch's rule: the exact slope
- *                                                      wherever p(1-p) >= 1e-12)
+ * dp_i += g/n (p_i - y_i) / max(p_i (1-p_i), BCE_EPS)  (PyTorch's rule: the exact slope
+ *                                                       wherever p(1-p) >= BCE_EPS ~ 1e-12)
  * dy_i += g/n (lq_i - lp_i)                            (the exact slope in y, clamped logs) */
 static void bce_forward(sl_var *out) {
     const double *p = out->in[0]->val, *y = out->in[1]->val;
@@ -190,14 +192,16 @@ static void bce_jvp(sl_var *out) {
 
 /* bce_with_logits: logits (S), target (S) -> out [];
  *   out = (1/n) sum_i max(x_i,0) - x_i y_i + log1p(e^-|x_i|)   (= bce(sigmoid(x), y) with no
- *                                                              overflow and no log clamp)
+ *                                                              overflow and no log clamp),
+ *   computed as (1-y) x for x > 0 and -x y below, so that x = +inf and x = -inf both give
+ *   +inf for 0 < y < 1 (x - x y would be inf - inf at +inf)
  * dx_i += g/n (sigmoid(x_i) - y_i),  dy_i -= g/n x_i */
 static void bce_with_logits_forward(sl_var *out) {
     const double *x = out->in[0]->val, *y = out->in[1]->val;
     const size_t n = out->in[0]->n;
     double s = 0.0;
     for (size_t i = 0; i < n; i++)
-        s += (x[i] > 0 ? x[i] : 0.0) - x[i] * y[i] + log1p(exp(-fabs(x[i])));
+        s += (x[i] > 0 ? (1.0 - y[i]) * x[i] : -x[i] * y[i]) + log1p(exp(-fabs(x[i])));
     out->val[0] = s / (double)n;
 }
 static void bce_with_logits_backward(sl_var *out) {
@@ -320,8 +324,9 @@ const sl_op sl__loss_ops[] = {
     [BCE] = PAIR(bce, "sl_bce(t, prob, target)", bce_shape,
                  "out = mean(-(y lp + (1-y) lq)), lp = max(log p, -100), lq = max(log(1-p), -100) "
                  "(PyTorch's clamp); p in [0,1]",
-                 "dp = (p - y)/max(p(1-p), 1e-12)/n * g (as PyTorch), dy = (lq - lp)/n * g",
-                 "p = 0 or 1: the logs clamp at -100 and dp uses the 1e-12 floor (as PyTorch)",
+                 "dp = (p - y)/max(p(1-p), 1e-12f)/n * g (as PyTorch: a float 1e-12), "
+                 "dy = (lq - lp)/n * g",
+                 "p = 0 or 1: the logs clamp at -100 and dp uses the 1e-12f floor (as PyTorch)",
                  SL_DOMAIN_UNIT, SL_DOMAIN_UNIT),
     [BCE_WITH_LOGITS] =
         PAIR(bce_with_logits, "sl_bce_with_logits(t, logits, target)", pair_shape,

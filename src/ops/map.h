@@ -21,7 +21,7 @@ typedef struct sl__view {
 
 static inline sl__view sl__axis_view(const sl_var *x, int axis) {
     sl__view v = {1, x->n, 1};
-    if (axis == SL_ALL) return v;
+    if (axis == SL_ALL || x->ndim == 0) return v; /* rank 0: axis 0 or -1 (sl__axis) */
     const int ax = axis < 0 ? axis + x->ndim : axis;
     v.len = (size_t)x->dims[ax];
     for (int i = 0; i < ax; i++) v.outer *= (size_t)x->dims[i];

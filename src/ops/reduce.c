@@ -86,6 +86,8 @@ static void mean_forward(sl_var *out) {
     const double len = (double)view_of(out).len;
     for (size_t i = 0; i < out->n; i++) out->val[i] /= len;
 }
+static inline double lse_weight(const sl_var *out, const double *x, size_t e, size_t k);
+
 /* Tangent of a reduction: sum over the axis of w(x_j, out) * t_j. */
 static void weighted_sum_tangent(sl_var *out, int kind) {
     sl__view v = view_of(out);
@@ -99,7 +101,7 @@ static void weighted_sum_tangent(sl_var *out, int kind) {
                 if (kind == 0)
                     s += tx[e]; /* sum, mean */
                 else if (kind == 1)
-                    s += tx[e] * exp(x[e] - o[k]); /* logsumexp */
+                    s += tx[e] * lse_weight(out, x, e, k); /* logsumexp */
                 else if (x[e] == o[k])
                     s += tx[e], ties += 1.0; /* max: tie average */
             }
@@ -115,7 +117,9 @@ static void mean_jvp(sl_var *out) {
 static void mean_backward(sl_var *out) { spread(out, 1.0 / (double)view_of(out).len); }
 
 /* max over the axis (NaN propagates);  dx = g / (number of ties) at every
- * element equal to the max, 0 elsewhere: ties share the gradient equally. */
+ * element equal to the max, 0 elsewhere: ties share the gradient equally.
+ * A line whose max is NaN has no ties (0 of them): its gradient is NaN
+ * everywhere, as its tangent is and as torch.amax gives (g * 0 / 0). */
 static void max_forward(sl_var *out) {
     sl__view v = view_of(out);
     const double *x = out->in[0]->val;
@@ -142,7 +146,11 @@ static void max_backward(sl_var *out) {
             size_t base = p * v.len * v.inner + i, k = p * v.inner + i;
             size_t ties = 0;
             for (size_t j = 0; j < v.len; j++) ties += x[base + j * v.inner] == o[k];
-            if (ties == 0) continue; /* NaN max: no element equals it */
+            if (ties == 0) { /* a NaN max: no element equals it */
+                for (size_t j = 0; j < v.len; j++)
+                    dx[base + j * v.inner] += NAN; /* as the tangent */
+                continue;
+            }
             double share = g[k] / (double)ties;
             for (size_t j = 0; j < v.len; j++)
                 if (x[base + j * v.inner] == o[k]) dx[base + j * v.inner] += share;
@@ -150,33 +158,45 @@ static void max_backward(sl_var *out) {
 }
 static void max_jvp(sl_var *out) { weighted_sum_tangent(out, 2); }
 
-/* logsumexp = m + log(sum e^(x-m)), m the max (0 when the max is infinite);
- * dx = g * e^(x - out), i.e. g times the softmax of x along the axis. */
+/* logsumexp = m + log s, s = sum e^(x-m), m the max (0 when the max is
+ * infinite); dx = g * e^(x - m) / s, i.e. g times the softmax of x along the
+ * axis. Saved: m and s of each line, because the weights taken from the
+ * output instead, e^(x - out), are wrong once out is large: out = m + log s
+ * rounds to a multiple of ulp(m) (at m = 1e17, two tied maxima get weights
+ * 1 and 1 instead of 0.5 and 0.5; at 1e15 they are 6 % off). */
+static size_t logsumexp_saved(const sl_var *out) { return 2 * out->n; }
 static void logsumexp_forward(sl_var *out) {
     max_forward(out); /* out now holds the max along the axis */
     sl__view v = view_of(out);
     const double *x = out->in[0]->val;
-    double *o = out->val;
+    double *o = out->val, *ms = sl__saved(out), *ss = ms + out->n;
     for (size_t p = 0; p < v.outer; p++)
         for (size_t i = 0; i < v.inner; i++) {
             const double *xr = x + p * v.len * v.inner + i;
-            double m = o[p * v.inner + i];
+            const size_t k = p * v.inner + i;
+            double m = o[k];
             if (!isfinite(m)) m = 0.0; /* all -inf gives -inf; +inf gives +inf; NaN stays */
             double s = 0.0;
             for (size_t j = 0; j < v.len; j++) s += exp(xr[j * v.inner] - m);
-            o[p * v.inner + i] = m + log(s);
+            o[k] = m + log(s);
+            ms[k] = m, ss[k] = s;
         }
+}
+/* The softmax weight of element e of line k. */
+static inline double lse_weight(const sl_var *out, const double *x, size_t e, size_t k) {
+    const double *ms = sl__saved(out), *ss = ms + out->n;
+    return exp(x[e] - ms[k]) / ss[k];
 }
 static void logsumexp_backward(sl_var *out) {
     double *dx = out->in[0]->grad;
     if (!dx) return;
     sl__view v = view_of(out);
-    const double *x = out->in[0]->val, *o = out->val, *g = out->grad;
+    const double *x = out->in[0]->val, *g = out->grad;
     for (size_t p = 0; p < v.outer; p++)
         for (size_t j = 0; j < v.len; j++)
             for (size_t i = 0; i < v.inner; i++) {
                 size_t k = p * v.inner + i, e = (p * v.len + j) * v.inner + i;
-                dx[e] += g[k] * exp(x[e] - o[k]);
+                dx[e] += g[k] * lse_weight(out, x, e, k);
             }
 }
 static void logsumexp_jvp(sl_var *out) { weighted_sum_tangent(out, 1); }
@@ -194,10 +214,10 @@ static const sl_op_case reduce_cases[] = {
 };
 #define NCASES ((int)(sizeof reduce_cases / sizeof reduce_cases[0]))
 
-#define RED(NAME, F, D, K, DOM, TIES)                                                              \
+#define RED(NAME, F, D, K, DOM, TIES, SAVED)                                                       \
     {                                                                                              \
         .name = #NAME, .arity = 1, .shape = reduce_shape, .forward = NAME##_forward,               \
-        .backward = NAME##_backward, .jvp = NAME##_jvp,                                            \
+        .backward = NAME##_backward, .jvp = NAME##_jvp, .saved = SAVED,                            \
         .signature = "sl_" #NAME "(t, x, axis, keepdim)", .formula = F, .derivative = D,           \
         .kinks = K, .domain = {DOM}, .kind = SL_KIND_CUSTOM, .cases = reduce_cases,                \
         .ncases = NCASES, .kink = {                                                                \
@@ -208,14 +228,16 @@ static const sl_op_case reduce_cases[] = {
 enum { SUM, MEAN, MAX, LOGSUMEXP, NOPS };
 
 const sl_op sl__reduce_ops[] = {
-    [SUM] = RED(sum, "out = sum_j x_j over the axis", "dx_j = g", NULL, SL_DOMAIN_REAL, 0),
-    [MEAN] =
-        RED(mean, "out = (1/n) sum_j x_j over the axis", "dx_j = g/n", NULL, SL_DOMAIN_REAL, 0),
+    [SUM] = RED(sum, "out = sum_j x_j over the axis", "dx_j = g", NULL, SL_DOMAIN_REAL, 0, NULL),
+    [MEAN] = RED(mean, "out = (1/n) sum_j x_j over the axis", "dx_j = g/n", NULL, SL_DOMAIN_REAL, 0,
+                 NULL),
     [MAX] = RED(max, "out = max_j x_j over the axis (NaN propagates)",
                 "dx_j = g/k where x_j = out (k ties), else 0",
-                "ties: the gradient is shared equally among the k maxima", SL_DOMAIN_DISTINCT, 1),
-    [LOGSUMEXP] = RED(logsumexp, "out = m + log sum_j e^(x_j - m), m = max_j x_j",
-                      "dx_j = g e^(x_j - out) (the softmax)", NULL, SL_DOMAIN_REAL, 0),
+                "ties: the gradient is shared equally among the k maxima (a NaN max: NaN)",
+                SL_DOMAIN_DISTINCT, 1, NULL),
+    [LOGSUMEXP] = RED(logsumexp, "out = m + log s, s = sum_j e^(x_j - m), m = max_j x_j",
+                      "dx_j = g e^(x_j - m) / s (the softmax; m and s saved)", NULL, SL_DOMAIN_REAL,
+                      0, logsumexp_saved),
 };
 const int sl__reduce_nops = NOPS;
 

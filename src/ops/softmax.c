@@ -34,16 +34,19 @@ static int softmax_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const s
     return sl__shape_same(t, op, in, a, ndim, dims);
 }
 
-/* The max of one line (NaN propagates), replaced by 0 when it is not finite
- * (as logsumexp in reduce.c does): x - m then never computes inf - inf, and
- * an all -inf line ends in 0/0 = NaN, as PyTorch's softmax gives. */
+/* The max m of one line (NaN propagates), which each element's x - m needs
+ * so that no exp overflows. Where it is not finite it becomes what makes
+ * the line come out as PyTorch's does: an all -inf line gives 0 (then
+ * e^(-inf) / 0 = NaN everywhere, not inf - inf), and a +inf in the line gives
+ * NaN (then every element is NaN: one +inf leaves the others undefined
+ * against it, not 0). */
 static double line_max(const double *xr, size_t len, size_t inner) {
     double m = xr[0];
     for (size_t j = 1; j < len; j++) {
         const double z = xr[j * inner];
         if (z > m || z != z) m = z;
     }
-    return isfinite(m) ? m : 0.0;
+    return isfinite(m) ? m : m < 0 ? 0.0 : NAN;
 }
 
 /* softmax: x (outer, len, inner) -> a (same);  a_j = e^(x_j - m) / sum_k e^(x_k - m)
