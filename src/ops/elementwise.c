@@ -192,21 +192,22 @@ const sl_op sl__elementwise_ops[] = {
     [SL__EW_SQUARE] = MAP(square, "sl_square(t, x)", "a = z^2", "da/dz = 2z", SL_DOMAIN_REAL),
     [SL__EW_SIN] = MAP(sin, "sl_sin(t, x)", "a = sin z", "da/dz = cos z", SL_DOMAIN_REAL),
     [SL__EW_COS] = MAP(cos, "sl_cos(t, x)", "a = cos z", "da/dz = -sin z", SL_DOMAIN_REAL),
-    [SL__EW_POW] = {.name = "pow",
-                    .arity = 1,
-                    .shape = pow_shape,
-                    .forward = pow_forward,
-                    .backward = pow_backward,
-                    .jvp = pow_jvp,
-                    .signature = "sl_pow(t, x, p)",
-                    .formula = "a = z^p",
-                    .derivative = "da/dz = p z^(p-1); 0 when p = 0",
-                    .kinks =
-                        "z = 0 with p < 1: infinite slope (IEEE); z < 0 with non-integer p: NaN",
-                    .domain = {SL_DOMAIN_POSITIVE},
-                    .kind = SL_KIND_CUSTOM,
-                    .cases = pow_cases,
-                    .ncases = (int)(sizeof pow_cases / sizeof pow_cases[0])},
+    [SL__EW_POW] =
+        {.name = "pow",
+         .arity = 1,
+         .shape = pow_shape,
+         .forward = pow_forward,
+         .backward = pow_backward,
+         .jvp = pow_jvp,
+         .signature = "sl_pow(t, x, p)",
+         .formula = "a = z^p",
+         .derivative = "da/dz = p z^(p-1); 0 when p = 0",
+         .kinks = "z = 0 with p < 1: infinite slope (IEEE); finite z < 0 with non-integer p: NaN; "
+                  "-0 and -inf as C's pow (pow(-inf, 0.5) = +inf)",
+         .domain = {SL_DOMAIN_POSITIVE},
+         .kind = SL_KIND_CUSTOM,
+         .cases = pow_cases,
+         .ncases = (int)(sizeof pow_cases / sizeof pow_cases[0])},
 };
 const int sl__elementwise_nops = SL__EW_NOPS;
 
