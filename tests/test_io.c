@@ -6,7 +6,7 @@
  * a missing file - each a clear error that leaves the store bit for bit as
  * it was. Saving never damages the previous file.
  */
-#define _POSIX_C_SOURCE 200809L /* mkdtemp, getpid, unistd */
+#define _POSIX_C_SOURCE 200809L /* mkdtemp, getpid, symlink, lstat, setrlimit */
 #include "nn/nn_internal.h"     /* sl__crc32 */
 #include "slope.h"
 #include "testutil.h"
@@ -15,9 +15,13 @@
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <threads.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------- helpers */
@@ -57,7 +61,7 @@ static void cleanup(void) {
 TestSuite(io, .fini = cleanup);
 
 static const char *in_dir(const char *name) {
-    static char buf[4][512];
+    static char buf[4][1024];
     static int k;
     k = (k + 1) % 4;
     snprintf(buf[k], sizeof buf[k], "%s/%s", dir, name);
@@ -469,8 +473,19 @@ Test(io, save_leaves_no_temporary_file) {
     sl_params_free(ps);
 }
 
-/* The temporary file cannot be created (its name is taken by a directory,
- * which works even as root): SL_EIO naming the path, old file intact. */
+/* The bytes of the file at path equal want[0..n-1]. */
+static bool file_is(const char *path, const unsigned char *want, size_t n) {
+    size_t got_n;
+    unsigned char *got = slurp(path, &got_n);
+    bool same = got_n == n && memcmp(got, want, n) == 0;
+    free(got);
+    return same;
+}
+
+/* The temporary file cannot be created (the "directory" is a regular file,
+ * which fails even as root), the rename fails (the target is a non-empty
+ * directory), the directory does not exist: SL_EIO naming the path and the
+ * reason, the old file intact, no temporary file left. */
 Test(io, failed_save_keeps_the_old_file) {
     make_dir();
     const char *path = in_dir("model.slp");
@@ -478,32 +493,239 @@ Test(io, failed_save_keeps_the_old_file) {
     cr_assert_eq(sl_params_save(old, path), SL_OK);
     size_t n0;
     unsigned char *before = slurp(path, &n0);
-    char tmp[600];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    cr_assert_eq(mkdir(tmp, 0700), 0);
-    cr_expect_eq(sl_params_save(next, path), SL_EIO);
+    const char *under_file = in_dir("model.slp/x.slp");
+    cr_expect_eq(sl_params_save(next, under_file), SL_EIO);
     const char *m = sl_params_error(next);
-    cr_expect(contains(m, "sl_params_save") && contains(m, path) && contains(m, "Is a directory"),
+    cr_expect(contains(m, "sl_params_save") && contains(m, under_file) &&
+                  contains(m, "cannot create a temporary file") && contains(m, "Not a directory"),
               "%s", m);
-    size_t n1;
-    unsigned char *after = slurp(path, &n1);
-    cr_expect(n0 == n1 && memcmp(before, after, n0) == 0, "the old file changed");
-    rmdir(tmp);
+    cr_expect(file_is(path, before, n0), "the old file changed");
     /* rename fails (the target is a non-empty directory): temp file removed */
     const char *dpath = in_dir("adir");
     cr_assert_eq(mkdir(dpath, 0700), 0);
     spit(in_dir("adir/keep"), (const unsigned char *)"x", 1);
     cr_expect_eq(sl_params_save(next, dpath), SL_EIO);
-    cr_expect(contains(sl_params_error(next), "cannot rename"), "%s", sl_params_error(next));
+    m = sl_params_error(next);
+    cr_expect(contains(m, "cannot rename") && contains(m, "Is a directory"), "%s", m);
     cr_expect_eq(count_entries(dir), 2, "model.slp and adir only: no temporary file left");
     /* a directory that does not exist */
     cr_expect_eq(sl_params_save(next, in_dir("no/such/dir.slp")), SL_EIO);
     cr_expect(contains(sl_params_error(next), "No such file or directory"), "%s",
               sl_params_error(next));
     free(before);
-    free(after);
     sl_params_free(old);
     sl_params_free(next);
+}
+
+/* Writing fails midway (a file size limit of 4 KiB, which binds root
+ * too): SL_EIO with the reason, the old file intact, the temporary removed. */
+Test(io, failed_write_keeps_the_old_file_and_removes_the_temporary) {
+    make_dir();
+    const char *path = in_dir("model.slp");
+    sl_params *old = small_store(1.0), *big = sl_params_new();
+    cr_assert_not_null(sl_param_new(big, "w", 1, (int[]){1000}, NULL)); /* 8000+ bytes */
+    cr_assert_eq(sl_params_save(old, path), SL_OK);
+    size_t n0;
+    unsigned char *before = slurp(path, &n0);
+    cr_assert_lt(n0, 4096);
+    struct rlimit was, lim;
+    cr_assert_eq(getrlimit(RLIMIT_FSIZE, &was), 0);
+    lim = was;
+    lim.rlim_cur = 4096;
+    signal(SIGXFSZ, SIG_IGN); /* write fails with EFBIG instead of killing the process */
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    int rc = sl_params_save(big, path);
+    setrlimit(RLIMIT_FSIZE, &was);
+    cr_expect_eq(rc, SL_EIO, "%s", sl_status_name(rc));
+    const char *m = sl_params_error(big);
+    cr_expect(contains(m, path) && contains(m, "cannot write") && contains(m, "File too large"),
+              "%s", m);
+    cr_expect(file_is(path, before, n0), "the old file changed");
+    cr_expect_eq(count_entries(dir), 1, "model.slp only: the temporary file was removed");
+    free(before);
+    sl_params_free(old);
+    sl_params_free(big);
+}
+
+/* The temporary file was "<path>.tmp.<pid>", opened with fopen: a symlink
+ * planted at that name made the save write through it into the link's
+ * target. The temporary is now a new file (O_EXCL) under an unpredictable
+ * name; the planted link and its target stay as they are. */
+Test(io, save_does_not_write_through_a_planted_symlink) {
+    make_dir();
+    const char *victim = in_dir("victim.txt"), *path = in_dir("model.slp");
+    static const unsigned char precious[] = "precious data\n";
+    spit(victim, precious, sizeof precious - 1);
+    char link[600];
+    snprintf(link, sizeof link, "%s.tmp.%ld", path, (long)getpid());
+    cr_assert_eq(symlink(victim, link), 0, "symlink: %s", strerror(errno));
+    sl_params *ps = small_store(2.0), *back = small_store(0.0);
+    cr_assert_eq(sl_params_save(ps, path), SL_OK, "%s", sl_params_error(ps));
+    cr_expect(file_is(victim, precious, sizeof precious - 1), "the link's target was written");
+    struct stat st;
+    cr_expect(lstat(path, &st) == 0 && S_ISREG(st.st_mode), "model.slp is not a regular file");
+    cr_expect(lstat(link, &st) == 0 && S_ISLNK(st.st_mode), "the planted link is gone");
+    cr_expect_eq(sl_params_load(back, path), SL_OK, "%s", sl_params_error(back));
+    cr_expect_eq(sl_param_value(sl_params_get(back, "s"))[0], 6.0);
+    cr_expect_eq(count_entries(dir), 3, "victim, link, model: no temporary file left");
+    sl_params_free(ps);
+    sl_params_free(back);
+}
+
+/* The saved file gets the permissions of any new file, 0666 less the umask
+ * (not mkstemp's 0600), whatever the mode of the file it replaces. */
+Test(io, saved_file_has_the_mode_of_a_new_file) {
+    make_dir();
+    const char *path = in_dir("m.slp");
+    spit(path, (const unsigned char *)"x", 1);
+    cr_assert_eq(chmod(path, 0600), 0);
+    umask(027);
+    sl_params *ps = small_store(1.0);
+    cr_assert_eq(sl_params_save(ps, path), SL_OK, "%s", sl_params_error(ps));
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0);
+    cr_expect_eq(st.st_mode & 0777, 0640, "mode %o", (unsigned)(st.st_mode & 0777));
+    sl_params_free(ps);
+}
+
+/* Two threads save different stores to one path while a third loads it:
+ * with one shared temporary name the writes interleaved and the renamed
+ * file could be a mix, or still being written. Every load must now give
+ * one of the two stores exactly. */
+enum { SAVES = 60 };
+static sl_params *store_a, *store_b;
+static atomic_int save_failures;
+
+static int save_a(void *arg) {
+    for (int i = 0; i < SAVES; i++) save_failures += sl_params_save(store_a, arg) != SL_OK;
+    return 0;
+}
+static int save_b(void *arg) {
+    for (int i = 0; i < SAVES; i++) save_failures += sl_params_save(store_b, arg) != SL_OK;
+    return 0;
+}
+
+/* 1 when path holds exactly store A ("w", 5000 values k), 2 for store B
+ * ("w", 3000 values -k), 0 for anything else. */
+static int which_store_of(const char *path, sl_params *as_a, sl_params *as_b) {
+    if (sl_params_load(as_a, path) == SL_OK) {
+        const double *v = sl_param_value(sl_params_get(as_a, "w"));
+        for (int k = 0; k < 5000; k++)
+            if (v[k] != k) return 0;
+        return 1;
+    }
+    if (sl_params_load(as_b, path) == SL_OK) {
+        const double *v = sl_param_value(sl_params_get(as_b, "w"));
+        for (int k = 0; k < 3000; k++)
+            if (v[k] != -k) return 0;
+        return 2;
+    }
+    return 0;
+}
+
+/* The same for the file at shared now, looked at through a hard link: both
+ * loads read that file even if shared is replaced in between. (link fails
+ * with ENOENT when a rename replaces its source in the middle: try again.) */
+static int which_store(const char *shared, sl_params *as_a, sl_params *as_b) {
+    const char *path = in_dir("snapshot.slp");
+    int rc, tries = 0;
+    while ((rc = link(shared, path)) != 0 && errno == ENOENT && ++tries < 1000) continue;
+    cr_assert_eq(rc, 0, "link: %s", strerror(errno));
+    int k = which_store_of(path, as_a, as_b);
+    unlink(path);
+    return k;
+}
+
+static sl_params *store_w(int n, double sign) {
+    sl_params *ps = sl_params_new();
+    sl_param *w = sl_param_new(ps, "w", 1, (int[]){n}, NULL);
+    cr_assert_not_null(w);
+    for (int k = 0; k < n; k++) sl_param_value(w)[k] = sign * k;
+    return ps;
+}
+
+Test(io, concurrent_saves_to_one_path_leave_one_whole_store) {
+    make_dir();
+    char path[512];
+    snprintf(path, sizeof path, "%s", in_dir("shared.slp"));
+    store_a = store_w(5000, 1);
+    store_b = store_w(3000, -1);
+    sl_params *as_a = store_w(5000, 0), *as_b = store_w(3000, 0);
+    cr_assert_eq(sl_params_save(store_a, path), SL_OK);
+    int mixed = 0, loads = 0, seen[3] = {0};
+    for (int round = 0; round < 5; round++) {
+        thrd_t ta, tb;
+        cr_assert_eq(thrd_create(&ta, save_a, path), thrd_success);
+        cr_assert_eq(thrd_create(&tb, save_b, path), thrd_success);
+        for (int i = 0; i < 50; i++, loads++) { /* while they save */
+            int k = which_store(path, as_a, as_b);
+            mixed += k == 0;
+            seen[k]++;
+        }
+        thrd_join(ta, NULL);
+        thrd_join(tb, NULL);
+        int k = which_store(path, as_a, as_b); /* and after */
+        mixed += k == 0;
+        seen[k]++;
+        loads++;
+    }
+    cr_expect_eq(save_failures, 0);
+    cr_expect_eq(mixed, 0, "%d of %d loads found neither store (%d A, %d B)", mixed, loads, seen[1],
+                 seen[2]);
+    cr_expect_eq(count_entries(dir), 1, "shared.slp only: no temporary file left");
+    sl_params_free(store_a);
+    sl_params_free(store_b);
+    sl_params_free(as_a);
+    sl_params_free(as_b);
+}
+
+/* A file name of 255 bytes (NAME_MAX) is legal: the temporary name must not
+ * grow with it ("<name>.tmp.<pid>" was too long from 246 bytes on). */
+Test(io, save_to_the_longest_legal_file_name) {
+    make_dir();
+    char name[256];
+    memset(name, 'm', 255);
+    name[255] = '\0';
+    const char *path = in_dir(name);
+    sl_params *ps = small_store(3.0), *back = small_store(0.0);
+    cr_assert_eq(sl_params_save(ps, path), SL_OK, "%s", sl_params_error(ps));
+    cr_assert_eq(sl_params_load(back, path), SL_OK, "%s", sl_params_error(back));
+    cr_expect_eq(sl_param_value(sl_params_get(back, "s"))[0], 9.0);
+    cr_expect_eq(count_entries(dir), 1);
+    sl_params_free(ps);
+    sl_params_free(back);
+}
+
+/* A long path is shown shortened in the middle, so the message (512 bytes)
+ * still ends with the system's reason, and still shows the path's start and
+ * its file name. */
+Test(io, messages_about_long_paths_keep_the_reason) {
+    make_dir();
+    /* a 300-byte file name: the temporary file is made, the rename fails */
+    char name[301];
+    memset(name, 'n', 300);
+    memcpy(name + 290, "-end.slp\0", 9);
+    char path[700];
+    snprintf(path, sizeof path, "%s", in_dir(name));
+    sl_params *ps = small_store(1.0);
+    cr_expect_eq(sl_params_save(ps, path), SL_EIO);
+    const char *m = sl_params_error(ps);
+    cr_expect(contains(m, "sl_params_save") && contains(m, dir) && contains(m, "...") &&
+                  contains(m, "nnnnnnnnnn-end.slp\"") && contains(m, "File name too long"),
+              "%s", m);
+    cr_expect_eq(count_entries(dir), 0, "the temporary file was left");
+    /* loading from a 2800-byte path that does not exist */
+    static char deep[3000];
+    int n = snprintf(deep, sizeof deep, "%s", dir);
+    while (n < 2800) n += snprintf(deep + n, sizeof deep - (size_t)n, "/sub");
+    snprintf(deep + n, sizeof deep - (size_t)n, "/model-end.slp");
+    cr_expect_eq(sl_params_load(ps, deep), SL_EIO);
+    m = sl_params_error(ps);
+    cr_expect(contains(m, "sl_params_load") && contains(m, dir) &&
+                  contains(m, "/sub/model-end.slp\"") && contains(m, "No such file or directory"),
+              "%s", m);
+    cr_expect(strlen(m) < 400, "%zu bytes: %s", strlen(m), m);
+    sl_params_free(ps);
 }
 
 /* The classic case: the directory is read-only. Root ignores permissions,

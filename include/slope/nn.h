@@ -233,10 +233,13 @@ void sl_progress_finish(sl_progress *p, long step, double loss);
 
 /* Write every parameter's name, shape and values to path in the format of
  * docs/format.md ("SLOPEPRM", version 1, little-endian, CRC-32). The data go
- * to "<path>.tmp.<pid>", which is flushed, fsync'ed, closed and renamed over
- * path, so path holds either the old file or the complete new one. SL_OK, or
- * SL_EIO (the temporary file is removed, path is untouched) / SL_ENOMEM /
- * SL_EARG, with sl_params_error naming the path and the system's reason. */
+ * to a new file ".slope-" + 12 random characters in path's directory
+ * (created with O_EXCL, never an existing file or symlink), which is written,
+ * fsync'ed, closed and renamed over path, so path holds either the old file
+ * or the complete new one, also when threads or processes save to one path
+ * at once. SL_OK, or SL_EIO (the temporary file is removed, path is
+ * untouched) / SL_ENOMEM / SL_EARG, with sl_params_error naming the path (a
+ * long one shortened in the middle with "...") and the system's reason. */
 int sl_params_save(const sl_params *ps, const char *path);
 /* Read path into ps. The file must hold exactly the store's parameters (the
  * same names, in any order, with the same shapes). Everything - size, magic,

@@ -12,14 +12,16 @@
  * Loading reads the whole file and checks everything before it writes one
  * value into the store.
  */
-#define _POSIX_C_SOURCE 200809L /* fsync, fileno, getpid, open */
+#define _POSIX_C_SOURCE 200809L /* fsync, getpid, open, O_CLOEXEC, clock_gettime */
 #include "nn_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <threads.h>
+#include <time.h>
 #include <unistd.h>
 
 _Static_assert(sizeof(double) == 8 && sizeof(uint64_t) == 8, "IEEE binary64 doubles expected");
@@ -77,22 +79,54 @@ static double bits_double(uint64_t u) {
     return d;
 }
 
+/* --------------------------------------------------------------- messages */
+
+/* A path as messages show it: whole up to SHOWN_MAX bytes, else its start
+ * and its end (the file name) around "...". The store's message has 512
+ * bytes: with at most one shortened path in it, the system's reason at the
+ * end of a message is never cut off. */
+#define SHOWN_MAX 240
+#define SHOWN_HEAD 80
+
+static bool utf8_continuation(char c) { return ((unsigned char)c & 0xC0u) == 0x80u; }
+
+static const char *shown_path(char out[SHOWN_MAX + 1], const char *path) {
+    size_t n = strlen(path);
+    if (n <= SHOWN_MAX) return path;
+    size_t head = SHOWN_HEAD, tail = n - (SHOWN_MAX - SHOWN_HEAD - 3);
+    while (head > 0 && utf8_continuation(path[head])) head--; /* whole characters only */
+    while (tail < n && utf8_continuation(path[tail])) tail++;
+    snprintf(out, SHOWN_MAX + 1, "%.*s...%s", (int)head, path, path + tail);
+    return out;
+}
+
 /* ------------------------------------------------------------------- save */
 
 /* A buffered writer that keeps the running CRC of what it has written. */
 typedef struct writer {
-    FILE *f;
+    int fd;
     uint32_t crc;
     size_t len;
     int err; /* errno of the first failure, or 0 */
     unsigned char buf[1 << 14];
 } writer;
 
+/* 0, or the errno of the failure (write may take a buffer in pieces). */
+static int write_all(int fd, const unsigned char *b, size_t n) {
+    while (n > 0) {
+        ssize_t k = write(fd, b, n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return k < 0 ? errno : EIO;
+        b += k;
+        n -= (size_t)k;
+    }
+    return 0;
+}
+
 static void w_flush(writer *w) {
     if (w->len && !w->err) {
         w->crc = sl__crc32(w->crc, w->buf, w->len);
-        errno = 0;
-        if (fwrite(w->buf, 1, w->len, w->f) != w->len) w->err = errno ? errno : EIO;
+        w->err = write_all(w->fd, w->buf, w->len);
     }
     w->len = 0;
 }
@@ -108,48 +142,72 @@ static void w_bytes(writer *w, const void *data, size_t n) {
     for (size_t i = 0; i < n; i++) w_put(w, b[i], 1);
 }
 
-/* Best effort: make the rename itself durable by syncing the directory. */
-static void sync_dir(const char *path) {
+/* The directory part of path, with its '/' ("" for a bare file name): the
+ * temporary file goes there, so that the rename stays on one file system. */
+static size_t dir_len(const char *path) {
     const char *slash = strrchr(path, '/');
-    char dir[4096];
-    if (!slash) {
-        strcpy(dir, ".");
-    } else {
-        size_t n = slash == path ? 1 : (size_t)(slash - path);
-        if (n >= sizeof dir) return;
-        memcpy(dir, path, n);
-        dir[n] = '\0';
+    return slash ? (size_t)(slash - path) + 1 : 0;
+}
+
+/* Best effort: make the rename itself durable by syncing the directory. */
+static void sync_dir(const char *path, char *scratch) {
+    size_t n = dir_len(path);
+    if (n == 0)
+        strcpy(scratch, ".");
+    else {
+        memcpy(scratch, path, n);
+        scratch[n] = '\0';
     }
-    int fd = open(dir, O_RDONLY);
+    int fd = open(scratch, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return;
     (void)fsync(fd);
     close(fd);
 }
 
-int sl_params_save(const sl_params *ps, const char *path) {
-    const char *fn = "sl_params_save";
-    if (!ps) return SL_EARG;
-    sl__params_ok(ps);
-    if (!path || !path[0]) return sl__params_fail(ps, SL_EARG, "%s: path is NULL or empty", fn);
-    const sl_allocator *a = sl__params_allocator(ps);
-    size_t tlen = strlen(path) + 32;
-    char *tmp = a->alloc(tlen, a->ud);
-    writer *w = a->alloc(sizeof *w, a->ud);
-    if (!tmp || !w) {
-        a->free(tmp, a->ud);
-        a->free(w, a->ud);
-        return sl__params_fail(ps, SL_ENOMEM, "%s: \"%s\": out of memory", fn, path);
+#define TEMP_PREFIX ".slope-"
+#define TEMP_RANDOM 12 /* characters after the prefix, 5 bits each */
+#define TEMP_TRIES 100
+
+/* Bits for a temporary name: a per-process counter (two threads never
+ * compute the same name), the pid (nor two processes), and the clock and an
+ * address (hard to guess, so a planted file rarely even costs a retry). */
+static uint64_t temp_bits(void) {
+    static atomic_uint_least64_t counter;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t x = atomic_fetch_add(&counter, 1) * 0x9E3779B97F4A7C15u;
+    x ^= ((uint64_t)getpid() << 32) ^ (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30);
+    x ^= (uint64_t)(uintptr_t)&ts;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9u; /* splitmix64's finaliser */
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBu;
+    return x ^ (x >> 31);
+}
+
+/* Create a new file "<dir of path>/.slope-XXXXXXXXXXXX" for writing, its name
+ * in tmp; the fd, or -1 with errno set. O_EXCL: an existing name - a file, a
+ * symlink planted there - is never opened or followed, only skipped. Mode
+ * 0666 less the umask (or the directory's default ACL), as for any new file:
+ * the kernel applies it, so no process-wide umask is read or changed. */
+static int create_temp(const char *path, char *tmp) {
+    static const char digits[] = "abcdefghijklmnopqrstuvwxyz012345";
+    size_t d = dir_len(path);
+    memcpy(tmp, path, d);
+    memcpy(tmp + d, TEMP_PREFIX, strlen(TEMP_PREFIX));
+    char *r = tmp + d + strlen(TEMP_PREFIX);
+    for (int attempt = 0; attempt < TEMP_TRIES; attempt++) {
+        uint64_t bits = temp_bits();
+        for (int i = 0; i < TEMP_RANDOM; i++, bits >>= 5) r[i] = digits[bits & 31u];
+        r[TEMP_RANDOM] = '\0';
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0666);
+        if (fd >= 0 || errno != EEXIST) return fd;
     }
-    snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
-    int rc = SL_OK;
-    FILE *f = fopen(tmp, "wb");
-    if (!f) {
-        rc = sl__params_fail(ps, SL_EIO, "%s: \"%s\": cannot create the temporary file \"%s\": %s",
-                             fn, path, tmp, strerror(errno));
-        goto out;
-    }
+    return -1; /* errno is EEXIST */
+}
+
+/* Write the whole file to fd; 0 or the errno of the first failure. */
+static int write_params(const sl_params *ps, writer *w, int fd) {
     memset(w, 0, offsetof(writer, buf));
-    w->f = f;
+    w->fd = fd;
     w_bytes(w, MAGIC, 8);
     w_put(w, VERSION, 4);
     w_put(w, sl_params_count(ps), 4);
@@ -168,25 +226,52 @@ int sl_params_save(const sl_params *ps, const char *path) {
     w_flush(w);
     unsigned char crc[4];
     le_put(crc, w->crc, 4);
-    int err = w->err;
-    errno = 0;
-    if (!err && fwrite(crc, 1, 4, f) != 4) err = errno ? errno : EIO;
-    if (!err && fflush(f) != 0) err = errno ? errno : EIO;
-    if (!err && fsync(fileno(f)) != 0) err = errno ? errno : EIO;
-    if (fclose(f) != 0 && !err) err = errno ? errno : EIO;
+    if (!w->err) w->err = write_all(fd, crc, 4);
+    return w->err;
+}
+
+int sl_params_save(const sl_params *ps, const char *path) {
+    const char *fn = "sl_params_save";
+    if (!ps) return SL_EARG;
+    sl__params_ok(ps);
+    if (!path || !path[0]) return sl__params_fail(ps, SL_EARG, "%s: path is NULL or empty", fn);
+    char shown_buf[SHOWN_MAX + 1];
+    const char *shown = shown_path(shown_buf, path);
+    const sl_allocator *a = sl__params_allocator(ps);
+    char *tmp = a->alloc(dir_len(path) + strlen(TEMP_PREFIX) + TEMP_RANDOM + 2, a->ud);
+    writer *w = a->alloc(sizeof *w, a->ud);
+    if (!tmp || !w) {
+        a->free(tmp, a->ud);
+        a->free(w, a->ud);
+        return sl__params_fail(ps, SL_ENOMEM, "%s: \"%s\": out of memory", fn, shown);
+    }
+    int rc = SL_OK;
+    int fd = create_temp(path, tmp);
+    const char *tmp_name = tmp + dir_len(path);
+    if (fd < 0) {
+        rc = sl__params_fail(ps, SL_EIO,
+                             "%s: \"%s\": cannot create a temporary file in its directory: %s", fn,
+                             shown, strerror(errno));
+        goto out;
+    }
+    int err = write_params(ps, w, fd);
+    if (!err && fsync(fd) != 0) err = errno;
+    if (close(fd) != 0 && !err) err = errno;
     if (err) {
-        rc = sl__params_fail(ps, SL_EIO, "%s: \"%s\": cannot write the temporary file \"%s\": %s",
-                             fn, path, tmp, strerror(err));
-        remove(tmp);
+        rc = sl__params_fail(ps, SL_EIO,
+                             "%s: \"%s\": cannot write the temporary file \"%s\" beside it: %s", fn,
+                             shown, tmp_name, strerror(err));
+        unlink(tmp);
         goto out;
     }
     if (rename(tmp, path) != 0) {
-        rc = sl__params_fail(ps, SL_EIO, "%s: \"%s\": cannot rename \"%s\" over it: %s", fn, path,
-                             tmp, strerror(errno));
-        remove(tmp);
+        rc = sl__params_fail(ps, SL_EIO,
+                             "%s: \"%s\": cannot rename the temporary file \"%s\" over it: %s", fn,
+                             shown, tmp_name, strerror(errno));
+        unlink(tmp);
         goto out;
     }
-    sync_dir(path);
+    sync_dir(path, tmp); /* tmp is longer than the directory part: reuse it */
 out:
     a->free(w, a->ud);
     a->free(tmp, a->ud);
@@ -233,15 +318,15 @@ int sl__read_file(const char *path, const sl_allocator *a, unsigned char **out, 
 }
 
 /* The whole file in an allocator buffer; SL_OK or the error already set. */
-static int read_all(const sl_params *ps, const char *fn, const char *path, unsigned char **out,
-                    size_t *size) {
+static int read_all(const sl_params *ps, const char *fn, const char *path, const char *shown,
+                    unsigned char **out, size_t *size) {
     int opened, err;
     int rc = sl__read_file(path, sl__params_allocator(ps), out, size, &opened, &err);
     if (rc == SL_ENOMEM)
-        return sl__params_fail(ps, rc, "%s: \"%s\": out of memory reading the file", fn, path);
+        return sl__params_fail(ps, rc, "%s: \"%s\": out of memory reading the file", fn, shown);
     if (rc != SL_OK)
         return sl__params_fail(ps, rc, "%s: cannot %s \"%s\": %s", fn, opened ? "read" : "open",
-                               path, strerror(err));
+                               shown, strerror(err));
     return SL_OK;
 }
 
@@ -410,25 +495,27 @@ int sl_params_load(sl_params *ps, const char *path) {
     const sl_allocator *a = sl__params_allocator(ps);
     unsigned char *buf, *seen = NULL;
     size_t size;
-    int rc = read_all(ps, fn, path, &buf, &size);
+    char shown_buf[SHOWN_MAX + 1];
+    const char *shown = shown_path(shown_buf, path); /* the messages below name only this */
+    int rc = read_all(ps, fn, path, shown, &buf, &size);
     if (rc != SL_OK) return rc;
     uint32_t count = 0;
-    rc = check_file(ps, fn, path, buf, size, &count);
+    rc = check_file(ps, fn, shown, buf, size, &count);
     if (rc == SL_OK) {
         size_t n = sl_params_count(ps);
         seen = a->alloc(n ? n : 1, a->ud);
         if (!seen)
-            rc = sl__params_fail(ps, SL_ENOMEM, "%s: \"%s\": out of memory", fn, path);
+            rc = sl__params_fail(ps, SL_ENOMEM, "%s: \"%s\": out of memory", fn, shown);
         else {
             memset(seen, 0, n ? n : 1);
-            rc = match_store(ps, fn, path, buf, size, count, seen);
+            rc = match_store(ps, fn, shown, buf, size, count, seen);
         }
     }
     if (rc == SL_OK) { /* everything checked: now, and only now, write the values */
         size_t pos = HEADER_BYTES;
         record r;
         for (uint32_t k = 0; k < count; k++) {
-            parse_record(ps, fn, path, buf, size, k, &pos, &r);
+            parse_record(ps, fn, shown, buf, size, k, &pos, &r);
             double *v = sl_param_value(sl_params_get(ps, r.name));
             for (size_t i = 0; i < r.numel; i++)
                 v[i] = bits_double(le_get(buf + r.values + 8 * i, 8));
