@@ -3,7 +3,7 @@
  * quotes, blanks, BOM, long lines, many rows) and every error naming
  * file:line and the column.
  */
-#define _POSIX_C_SOURCE 200809L /* mkdtemp */
+#define _POSIX_C_SOURCE 200809L /* mkdtemp, setrlimit, sysconf */
 #include "slope.h"
 #include "testutil.h"
 
@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 static char dir[256];
@@ -98,6 +99,47 @@ Test(csv, no_header_crlf_blank_lines_quotes_bom) {
     sl_csv_free(&csv);
 }
 
+/* A lone \r ends a line too (old Mac files), as in Python's universal
+ * newlines: "a,b\r1,2\r3,4\r" is a header and two rows, \r\r\n a line end
+ * and a blank line, and line numbers count every kind of line end. */
+Test(csv, cr_only_and_mixed_line_ends) {
+    const char *p = FILE_WITH("cronly.csv", "a,b\r1,2\r3,4\r");
+    sl_csv csv;
+    char err[256];
+    cr_assert_eq(sl_csv_read(p, 1, &csv, err, sizeof err), SL_OK, "%s", err);
+    cr_expect(csv.rows == 2 && csv.cols == 2);
+    cr_expect(csv.data[0] == 1 && csv.data[1] == 2 && csv.data[2] == 3 && csv.data[3] == 4);
+    cr_expect_str_eq(csv.header[1], "b");
+    sl_csv_free(&csv);
+    p = FILE_WITH("crcr.csv", "a,b\r\n1,2\r\r\n5,6");
+    cr_assert_eq(sl_csv_read(p, 1, &csv, err, sizeof err), SL_OK, "%s", err);
+    cr_expect(csv.rows == 2 && csv.data[1] == 2 && csv.data[2] == 5);
+    sl_csv_free(&csv);
+    p = FILE_WITH("mixed.csv", "1,2\r3,4\n\r\n\r5,x\n");
+    expect_error(p, 0, SL_EFORMAT, "mixed.csv:5: column 2: \"x\" is not a number", "");
+}
+
+/* Cell text in a message has its control characters escaped as in C, so
+ * the message is one printable line that shows what is in the file. */
+Test(csv, control_characters_in_messages_are_escaped) {
+    const char *p = FILE_WITH("ctl.csv", "a\tb,\"c\x01\"\n1,2\x7f\n");
+    expect_error(p, 1, SL_EFORMAT, "ctl.csv:2: column 2 (\"c\\x01\"): \"2\\x7f\" is not a number",
+                 "");
+    p = FILE_WITH("ctl2.csv", "a\tb,c\n\"1\"\"\\\v\",2\n");
+    expect_error(p, 1, SL_EFORMAT, "column 1 (\"a\\tb\"): \"1\\\"\\\\\\x0b\" is not a number", "");
+    /* 40 bytes are shown, then "..." */
+    p = FILE_WITH("long.csv", "\"\f123456789012345678901234567890123456789\f\"\n");
+    expect_error(p, 0, SL_EFORMAT, "\"\\x0c123456789012345678901234567890123456789\"... is not",
+                 "");
+    char err[256];
+    sl_csv csv;
+    cr_expect_eq(sl_csv_read(FILE_WITH("ctl3.csv", "x\x1b[2J,1\n"), 0, &csv, err, sizeof err),
+                 SL_EFORMAT);
+    for (const char *c = err; *c; c++)
+        cr_expect((unsigned char)*c >= 0x20 && *c != 0x7f, "byte 0x%02x in \"%s\"", *c, err);
+    cr_expect(contains(err, "\"x\\x1b[2J\""), "%s", err);
+}
+
 Test(csv, quoted_header_names) {
     const char *p = FILE_WITH("q.csv", "\"a, b\",\"say \"\"hi\"\"\", c \n1,2,3\n");
     sl_csv csv;
@@ -138,6 +180,37 @@ Test(csv, long_lines_and_many_rows) {
     cr_expect_eq(csv.data[2999], 2999);
     sl_csv_free(&csv);
     free(text);
+}
+
+/* The table grows from one row: a single row of 1,000,000 numbers needs
+ * ~8 MB of doubles, not a first reservation of 64 rows (512 MB). Address
+ * space is limited to what the process has now plus 256 MB while reading. */
+Test(csv, a_wide_table_reserves_memory_for_its_rows_only) {
+    enum { COLS = 1000000 };
+    char *text = malloc(2 * COLS);
+    for (int j = 0; j < COLS; j++) {
+        text[2 * j] = (char)('0' + j % 10);
+        text[2 * j + 1] = j + 1 < COLS ? ',' : '\n';
+    }
+    const char *p = file_with("wide_one_row.csv", text, 2 * COLS);
+    free(text);
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long pages = 0;
+    cr_assert(f && fscanf(f, "%lu", &pages) == 1, "cannot read /proc/self/statm");
+    fclose(f);
+    struct rlimit was, lim;
+    cr_assert_eq(getrlimit(RLIMIT_AS, &was), 0);
+    lim = was;
+    lim.rlim_cur = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + ((rlim_t)256 << 20);
+    cr_assert_eq(setrlimit(RLIMIT_AS, &lim), 0);
+    sl_csv csv;
+    char err[256];
+    int rc = sl_csv_read(p, 0, &csv, err, sizeof err);
+    setrlimit(RLIMIT_AS, &was);
+    cr_assert_eq(rc, SL_OK, "%s", err);
+    cr_expect(csv.rows == 1 && csv.cols == COLS);
+    cr_expect(csv.data[0] == 0 && csv.data[COLS - 1] == 9 && csv.data[123457] == 7);
+    sl_csv_free(&csv);
 }
 
 Test(csv, ragged_row_names_file_and_line) {

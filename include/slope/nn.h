@@ -262,13 +262,15 @@ typedef struct sl_csv {
 
 /* Read a comma-separated table of numbers. Fields are trimmed of spaces and
  * tabs, may be double-quoted ("" is a quote inside), and are parsed with
- * strtod (C locale expected; nan and inf are accepted). \n and \r\n line ends;
- * blank lines are skipped. With has_header the first non-blank line gives
- * the column names. Every row must have as many fields as the first.
- * SL_OK; SL_EIO (cannot open/read), SL_EFORMAT (no data, ragged row, not a
- * number: err gets "data.csv:12: column 3 (\"x2\"): \"abc\" is not a number"),
- * SL_ENOMEM, SL_EARG. On error *out is empty (safe to sl_csv_free). err may
- * be NULL. */
+ * strtod (C locale expected; nan and inf are accepted). Lines end at \n,
+ * \r\n or a lone \r (old Mac files); blank lines are skipped. With
+ * has_header the first non-blank line gives the column names. Every row
+ * must have as many fields as the first. SL_OK; SL_EIO (cannot open/read),
+ * SL_EFORMAT (no data, ragged row, not a number: err gets
+ * "data.csv:12: column 3 (\"x2\"): \"abc\" is not a number", with control
+ * characters of the file's text escaped as \r, \x01), SL_ENOMEM, SL_EARG.
+ * On error *out is empty (safe to sl_csv_free). err may be NULL. The table's
+ * memory grows with its rows (from one row, doubling). */
 int sl_csv_read(const char *path, int has_header, sl_csv *out, char *err, size_t errlen);
 /* The index of the column named name, -1 if there is no header or no such column. */
 int sl_csv_col(const sl_csv *csv, const char *name);

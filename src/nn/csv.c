@@ -3,9 +3,12 @@
  * use): an optional header line of names, then rows of numbers, all rows as
  * wide as the first. Errors name the file, the line and the column.
  *
- * The file is read whole, then parsed line by line. Physical line numbers
- * (1-based) are used in messages, counting skipped blank lines. A UTF-8 byte
- * order mark at the start is skipped.
+ * The file is read whole, then parsed line by line; a line ends at \n, \r\n
+ * or a lone \r (old Mac files), as with Python's universal newlines.
+ * Physical line numbers (1-based) are used in messages, counting skipped
+ * blank lines. A UTF-8 byte order mark at the start is skipped. Cell text
+ * quoted in a message has its control characters escaped (\r, \x01), so a
+ * message is one printable line.
  */
 #include "nn_internal.h"
 
@@ -15,6 +18,8 @@
 #include <string.h>
 
 static const sl_allocator *A = &sl__default_allocator;
+
+#define SHOWN 40 /* bytes of a cell's text shown in a message */
 
 static void *xalloc(size_t n) { return A->alloc(n ? n : 1, A->ud); }
 static void xfree(void *p) { A->free(p, A->ud); }
@@ -101,6 +106,39 @@ static int split(parser *ps, const char *s, const char *e, char *scratch, char *
     return nf;
 }
 
+/* At most max bytes of s for a message, between quotes, with control
+ * characters, '"' and '\' escaped as in C, and "..." after a longer s. out
+ * has 4*max + 8 bytes (each byte escaped as \xNN, the quotes, "...", NUL). */
+static const char *quoted(char *out, const char *s, size_t max) {
+    static const char named[] = "\r\n\t\"\\", letter[] = "rnt\"\\";
+    char *o = out;
+    size_t i = 0;
+    *o++ = '"';
+    for (; s[i] && i < max; i++) {
+        unsigned char c = (unsigned char)s[i];
+        const char *k = strchr(named, c);
+        if (k) {
+            *o++ = '\\';
+            *o++ = letter[k - named];
+        } else if (c < 0x20 || c == 0x7F) {
+            o += sprintf(o, "\\x%02x", c);
+        } else {
+            *o++ = (char)c;
+        }
+    }
+    *o++ = '"';
+    strcpy(o, s[i] ? "..." : "");
+    return out;
+}
+
+/* " (\"name\")" for column j of a table with a header, else "". */
+static const char *col_name(char *out, const sl_csv *t, int j) {
+    char text[4 * SHOWN + 8];
+    if (!t->header) return "";
+    sprintf(out, " (%s)", quoted(text, t->header[j], SHOWN));
+    return out;
+}
+
 static bool blank(const char *s, const char *e) {
     for (; s < e; s++)
         if (*s != ' ' && *s != '\t') return false;
@@ -146,10 +184,10 @@ int sl_csv_read(const char *path, int has_header, sl_csv *out, char *err, size_t
     const char *p = text, *end = text + size;
     if (size >= 3 && memcmp(p, "\xEF\xBB\xBF", 3) == 0) p += 3;
     for (ps.line = 1; p < end; ps.line++) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        const char *e = nl ? nl : end;
-        const char *next = nl ? nl + 1 : end;
-        if (e > p && e[-1] == '\r') e--;
+        const char *e = p, *next; /* the line is [p, e); it ends at \n, \r\n or \r */
+        while (e < end && *e != '\n' && *e != '\r') e++;
+        next = e;
+        if (next < end && *next++ == '\r' && next < end && *next == '\n') next++;
         if (blank(p, e)) {
             p = next;
             continue;
@@ -194,8 +232,10 @@ int sl_csv_read(const char *path, int has_header, sl_csv *out, char *err, size_t
                        path, ps.line, nf, nf == 1 ? "" : "s", cols, first_line);
             goto done;
         }
-        if ((size_t)t.rows * (size_t)cols + (size_t)cols > cap) { /* grow the table */
-            size_t ncap = cap ? 2 * cap : (size_t)cols * 64;
+        if ((size_t)t.rows * (size_t)cols + (size_t)cols > cap) {
+            /* grow the table geometrically from one row: a wide table of few
+             * rows never reserves more than twice what it holds */
+            size_t ncap = cap ? 2 * cap : (size_t)cols;
             if (t.rows == INT_MAX || ncap > SIZE_MAX / sizeof(double)) {
                 rc = failf(&ps, SL_ENOMEM, "%s:%d: too many rows", path, ps.line);
                 goto done;
@@ -214,17 +254,16 @@ int sl_csv_read(const char *path, int has_header, sl_csv *out, char *err, size_t
         for (int j = 0; j < cols; j++) {
             const char *f = fields[j];
             char *stop = NULL;
-            char col[96] = "";
-            if (t.header) snprintf(col, sizeof col, " (\"%.60s\")", t.header[j]);
+            char col[4 * SHOWN + 16], shown[4 * SHOWN + 8];
             if (!f[0]) {
                 rc = failf(&ps, SL_EFORMAT, "%s:%d: column %d%s: empty field", path, ps.line, j + 1,
-                           col);
+                           col_name(col, &t, j));
                 goto done;
             }
             row[j] = strtod(f, &stop);
             if (stop == f || *stop != '\0') {
-                rc = failf(&ps, SL_EFORMAT, "%s:%d: column %d%s: \"%.40s%s\" is not a number", path,
-                           ps.line, j + 1, col, f, strlen(f) > 40 ? "..." : "");
+                rc = failf(&ps, SL_EFORMAT, "%s:%d: column %d%s: %s is not a number", path, ps.line,
+                           j + 1, col_name(col, &t, j), quoted(shown, f, SHOWN));
                 goto done;
             }
         }
