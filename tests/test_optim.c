@@ -274,13 +274,47 @@ Test(optim, non_finite_norm_changes_nothing) {
     double before[NALL];
     for (int i = 0; i < NALL; i++) before[i] = value_of(a, b, i);
     cr_expect_eq(sl_optim_step(opt), SL_ENONFINITE);
-    cr_expect(contains(sl_optim_error(opt), "\"b\""), "%s", sl_optim_error(opt));
+    cr_expect(contains(sl_optim_error(opt), "norm is nan") &&
+                  contains(sl_optim_error(opt), "\"b\"[2] = nan"),
+              "%s", sl_optim_error(opt));
     for (int i = 0; i < NALL; i++) cr_expect_eq(value_of(a, b, i), before[i]);
     cr_expect_eq(sl_optim_steps(opt), 0);
     /* recovers: the next good step is the first (momentum buffer = g) */
     set_grads(a, b, 0);
     cr_expect_eq(sl_optim_step(opt), SL_OK);
     cr_expect_null(sl_optim_error(opt));
+    sl_optim_free(opt);
+    sl_params_free(ps);
+}
+
+/* Every gradient finite, but the sum of squares overflows (2 x 1e200^2):
+ * PyTorch's clip_grad_norm_ gets an inf norm too (no scaling) and refuses
+ * it with error_if_nonfinite. The message says what happened rather than
+ * naming a non-finite gradient that does not exist. */
+Test(optim, finite_gradients_whose_norm_overflows) {
+    sl_param *a, *b;
+    sl_params *ps = tiny_store(&a, &b);
+    sl_sgd_opts o = {.lr = 0.1, .clip_norm = 1};
+    sl_optim *opt = sl_optim_sgd(ps, &o);
+    set_grads(a, b, 0);
+    sl_param_grad(b)[1] = 1e200;
+    sl_param_grad(b)[3] = -3e200; /* the largest in magnitude */
+    double before[NALL], grads[NALL];
+    for (int i = 0; i < NALL; i++) {
+        before[i] = value_of(a, b, i);
+        grads[i] = *elem(a, b, i, 1);
+    }
+    cr_expect_eq(sl_optim_step(opt), SL_ENONFINITE);
+    const char *m = sl_optim_error(opt);
+    cr_expect(contains(m, "every gradient is finite") && contains(m, "overflows to inf") &&
+                  contains(m, "\"b\"[3] = -3e+200") && !contains(m, "\"?\""),
+              "%s", m);
+    cr_expect(isinf(sl_optim_grad_norm(opt)));
+    for (int i = 0; i < NALL; i++) {
+        cr_expect_eq(value_of(a, b, i), before[i]);
+        cr_expect_eq(*elem(a, b, i, 1), grads[i], "gradient %d was scaled", i);
+    }
+    cr_expect_eq(sl_optim_steps(opt), 0);
     sl_optim_free(opt);
     sl_params_free(ps);
 }

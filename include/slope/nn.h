@@ -161,7 +161,9 @@ void sl_optim_free(sl_optim *o); /* NULL is fine */
  * scale = clip_norm/(total + 1e-6), applied when < 1. Returns SL_OK;
  * SL_ESTATE if a parameter was added to the store after the optimiser was
  * made; SL_ENONFINITE if clipping finds a non-finite norm (nothing is
- * changed then); SL_EARG for NULL. sl_optim_error says why. */
+ * changed then): a non-finite gradient, or finite ones whose sum of squares
+ * overflows (computed without scaling, as PyTorch does); SL_EARG for NULL.
+ * sl_optim_error says why, naming the gradient element. */
 int sl_optim_step(sl_optim *o);
 /* The message of the last failed sl_optim_step or sl_optim_set_lr, NULL
  * after a success. Owned by the optimiser. */

@@ -259,6 +259,46 @@ static void adam_update(const sl_optim *o, slot *s, double t) {
     }
 }
 
+/* The gradient's first non-finite element, or else (every one finite, the
+ * sum of squares overflowed) its largest in magnitude: *k the slot, *i the
+ * index. Returns whether a non-finite one was found. */
+static bool find_culprit(const sl_optim *o, size_t *k, size_t *i) {
+    double largest = -1;
+    for (size_t s = 0; s < o->nslots; s++) {
+        const double *g = sl_param_grad(o->slots[s].p);
+        size_t n = sl_param_numel(o->slots[s].p);
+        for (size_t j = 0; j < n; j++) {
+            if (!isfinite(g[j])) {
+                *k = s;
+                *i = j;
+                return true;
+            }
+            if (fabs(g[j]) > largest) {
+                largest = fabs(g[j]);
+                *k = s;
+                *i = j;
+            }
+        }
+    }
+    return false;
+}
+
+/* SL_ENONFINITE for a gradient norm total that is not finite, saying why. */
+static int norm_fail(sl_optim *o, double total) {
+    size_t k = 0, i = 0;
+    bool non_finite = find_culprit(o, &k, &i);
+    sl_param *p = o->slots[k].p;
+    if (non_finite)
+        return step_fail(o, SL_ENONFINITE,
+                         "sl_optim_step: the gradient norm is %g (first non-finite gradient: "
+                         "\"%s\"[%zu] = %g); nothing was updated",
+                         total, sl_param_name(p), i, sl_param_grad(p)[i]);
+    return step_fail(o, SL_ENONFINITE,
+                     "sl_optim_step: every gradient is finite, but their norm overflows to %g "
+                     "(the largest: \"%s\"[%zu] = %g); nothing was updated",
+                     total, sl_param_name(p), i, sl_param_grad(p)[i]);
+}
+
 int sl_optim_step(sl_optim *o) {
     if (!o) return SL_EARG;
     o->has_error = 0;
@@ -278,22 +318,7 @@ int sl_optim_step(sl_optim *o) {
         }
         double total = sqrt(sumsq);
         o->last_norm = total;
-        if (!isfinite(total)) {
-            const char *culprit = "?";
-            for (size_t k = 0; k < o->nslots && culprit[0] == '?'; k++) {
-                const double *g = sl_param_grad(o->slots[k].p);
-                size_t n = sl_param_numel(o->slots[k].p);
-                for (size_t i = 0; i < n; i++)
-                    if (!isfinite(g[i])) {
-                        culprit = sl_param_name(o->slots[k].p);
-                        break;
-                    }
-            }
-            return step_fail(o, SL_ENONFINITE,
-                             "sl_optim_step: the gradient norm is %g (first non-finite gradient: "
-                             "\"%s\"); nothing was updated",
-                             total, culprit);
-        }
+        if (!isfinite(total)) return norm_fail(o, total);
         double scale = o->clip_norm / (total + 1e-6);
         if (scale < 1)
             for (size_t k = 0; k < o->nslots; k++) {
