@@ -8,17 +8,20 @@
 #include "testutil.h"
 
 #include <criterion/criterion.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 
-/* The recipe of sl_shuffle, written from its documentation. */
+/* The recipe of sl_shuffle, written from its documentation: j = x % (i+1),
+ * redrawing while x >= 2^64 - (2^64 mod (i+1)). 2^64 mod m is computed as
+ * (2^64 - 1) mod m, plus 1, mod m; x >= 2^64 - rem as x >= (2^64 - 1) - rem + 1. */
 static void shuffle_ref(int *a, int n, uint64_t seed) {
     sl_rng r;
     sl_rng_seed(&r, seed);
     for (int i = n - 1; i > 0; i--) {
-        uint64_t m = (uint64_t)i + 1, limit = UINT64_MAX - UINT64_MAX % m, x;
+        uint64_t m = (uint64_t)i + 1, rem = (UINT64_MAX % m + 1) % m, x;
         do x = sl_rng_next(&r);
-        while (x >= limit);
+        while (rem != 0 && x >= UINT64_MAX - rem + 1);
         int j = (int)(x % m), t = a[i];
         a[i] = a[j];
         a[j] = t;
@@ -41,6 +44,25 @@ Test(train, shuffle_is_the_documented_permutation) {
     cr_expect_gt(moved, N / 2);
     sl_shuffle(NULL, 3, &r); /* harmless */
     sl_shuffle(a, 0, &r);
+}
+
+/* For i+1 a power of two, 2^64 mod (i+1) = 0: the documented rule never
+ * redraws (the code redrew the top i+1 values). From rng state
+ * 0x4f10d6ffa9921217 (the seed is the state) the first draw is 2^64 - 2
+ * (found by inverting splitmix64): shuffling [0, 1] takes
+ * j = (2^64 - 2) % 2 = 0, swaps, and uses that one draw. */
+Test(train, shuffle_never_redraws_for_a_power_of_two) {
+    const uint64_t state = 0x4f10d6ffa9921217u;
+    sl_rng r, one;
+    sl_rng_seed(&r, state);
+    one = r;
+    cr_assert_eq(sl_rng_next(&one), UINT64_MAX - 1, "the premise: the first draw is 2^64 - 2");
+    int a[2] = {0, 1}, ref[2] = {0, 1};
+    sl_shuffle(a, 2, &r);
+    cr_expect(a[0] == 1 && a[1] == 0, "[%d %d], want [1 0]", a[0], a[1]);
+    cr_expect_eq(r.state, one.state, "sl_shuffle used more than the one draw");
+    shuffle_ref(ref, 2, state);
+    cr_expect(ref[0] == 1 && ref[1] == 0, "the reference: [%d %d]", ref[0], ref[1]);
 }
 
 Test(train, shuffle_is_uniform_enough) {
@@ -215,6 +237,45 @@ Test(train, progress_unknown_total) {
     cr_expect(contains(out, "step 1  loss 3\n"), "%s", out);
     cr_expect(contains(out, "step 2  loss 2"), "%s", out);
     cr_expect(!contains(out, "left"), "%s", out);
+    fclose(f);
+}
+
+/* The line shows the loss with %.6g, as the examples in nn.h and
+ * docs/api-nn.md do: "step 1200/5000  loss 0.341237". */
+Test(train, progress_loss_has_six_significant_digits) {
+    FILE *f = tmpfile();
+    sl_progress p;
+    sl_progress_init(&p, f, 5000, 1200, 0);
+    sl_progress_update(&p, 1200, 0.34123712);
+    cr_expect_str_eq(contents(f), "step 1200/5000  loss 0.341237\n");
+    fclose(f);
+}
+
+/* Steps anywhere in the range of long: the rate and the time left come from
+ * differences of steps, which overflowed a long subtraction (undefined
+ * behaviour, caught by UBSan) for steps near LONG_MIN or going back across
+ * the range. */
+Test(train, progress_with_extreme_steps) {
+    FILE *f = tmpfile();
+    sl_progress p;
+    sl_progress_init(&p, f, 10, 1, 0);
+    sl_progress_update(&p, LONG_MIN, 1.0);
+    sl_progress_update(&p, LONG_MIN + 1, 0.5); /* 10 - step passes LONG_MAX */
+    sl_progress_finish(&p, LONG_MIN + 1, 0.5);
+    const char *out = contents(f);
+    cr_expect(contains(out, "step -9223372036854775808/10  loss 1\n"), "%s", out);
+    const char *second = strstr(out, "step -9223372036854775807/10  loss 0.5");
+    cr_expect_not_null(second, "%s", out);
+    if (second && contains(second, "steps/s")) /* 2^63 + 9 steps to go: unknown time */
+        cr_expect(contains(second, "  ? left\n"), "%s", out);
+    fclose(f);
+    /* from LONG_MAX back to LONG_MIN: no progress, so no rate (not a wrapped 1 step) */
+    f = tmpfile();
+    sl_progress_init(&p, f, 0, 1, 0);
+    sl_progress_update(&p, LONG_MAX, 1.0);
+    sl_progress_update(&p, LONG_MIN, 1.0);
+    out = contents(f);
+    cr_expect_str_eq(out, "step 9223372036854775807  loss 1\nstep -9223372036854775808  loss 1\n");
     fclose(f);
 }
 

@@ -210,7 +210,8 @@ void sl_gather_rows(double *dst, const double *src, int cols, const int *idx, in
 #define SL_PROGRESS_QUIET 1 /* never write */
 #define SL_PROGRESS_TTY 2   /* behave as on a terminal even if file is not one */
 
-/* A progress line: "step 1200/5000  loss 0.3412  1534 steps/s  0:02 left".
+/* A progress line: "step 1200/5000  loss 0.341237  1534 steps/s  0:02 left"
+ * (the loss with 6 significant digits, the rate with 4).
  * On a terminal (isatty(fileno(file)), or SL_PROGRESS_TTY) the line is
  * rewritten in place with \r at most ten times a second; otherwise nothing
  * is written unless every > 0, and then one plain line per `every` steps.

@@ -15,13 +15,16 @@
 
 /* ------------------------------------------------------------- shuffling */
 
-/* Uniform in [0, m), m >= 1: reject the top partial block of 2^64 so that
- * every residue is equally likely. Deterministic for a given rng state. */
+/* Uniform in [0, m), m >= 1, by the documented rule: x % m, redrawing x
+ * while x >= 2^64 - (2^64 mod m), the top partial block of 2^64, so that
+ * every residue is equally likely. r = (0 - m) % m is 2^64 mod m in uint64
+ * arithmetic; r = 0 (m a power of two) means no partial block, no redraw.
+ * Deterministic for a given rng state. */
 static uint64_t below(sl_rng *rng, uint64_t m) {
-    uint64_t limit = UINT64_MAX - UINT64_MAX % m; /* multiple of m; draws >= limit are redrawn */
+    uint64_t r = (0 - m) % m;
     uint64_t x;
     do x = sl_rng_next(rng);
-    while (x >= limit);
+    while (r != 0 && x > UINT64_MAX - r);
     return x % m;
 }
 
@@ -97,6 +100,10 @@ static double now_seconds(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
+/* to - from for from < to: exact in unsigned arithmetic, where the long
+ * subtraction could overflow (the gap between two longs can pass LONG_MAX). */
+static double gap(long from, long to) { return (double)((unsigned long)to - (unsigned long)from); }
+
 /* "1:02:03" or "2:03" for s seconds (rounded). */
 static void fmt_time(char *buf, size_t len, double s) {
     if (!(s >= 0) || s > 1e8) {
@@ -133,16 +140,15 @@ static void draw(sl_progress *p, long step, double loss, double t, bool final) {
     else
         n = snprintf(line, sizeof line, "step %ld  loss %.6g", step, loss);
     double dt = t - p->t0;
-    long done = step - p->first_step;
-    if (dt > 0 && done > 0 && n > 0 && (size_t)n < sizeof line) {
-        double rate = (double)done / dt;
+    if (dt > 0 && step > p->first_step && n > 0 && (size_t)n < sizeof line) {
+        double rate = gap(p->first_step, step) / dt;
         n += snprintf(line + n, sizeof line - (size_t)n, "  %.4g steps/s", rate);
         if (final || !p->total || step >= p->total) {
             fmt_time(elapsed, sizeof elapsed, dt);
             if ((size_t)n < sizeof line)
                 n += snprintf(line + n, sizeof line - (size_t)n, "  %s elapsed", elapsed);
         } else {
-            fmt_time(left, sizeof left, (double)(p->total - step) / rate);
+            fmt_time(left, sizeof left, gap(step, p->total) / rate);
             if ((size_t)n < sizeof line)
                 n += snprintf(line + n, sizeof line - (size_t)n, "  %s left", left);
         }
