@@ -143,6 +143,15 @@ Test(init, fans_in_slope_layout) {
     cr_expect(fi == 42 && fo == 70);
     cr_expect_eq(sl_init_fans(1, (int[]){3}, &fi, &fo), SL_EARG);
     cr_expect_eq(sl_init_fans(0, NULL, &fi, &fo), SL_EARG);
+    cr_expect_eq(sl_init_fans(5, (int[]){1, 1, 1, 1, 1}, &fi, &fo), SL_EARG);
+    cr_expect_eq(sl_init_fans(2, NULL, &fi, &fo), SL_EARG);
+    /* a dim < 1 is no shape: SL_EARG, and the outputs are left alone */
+    fi = fo = 7;
+    cr_expect_eq(sl_init_fans(2, (int[]){-5, 0}, &fi, &fo), SL_EARG);
+    cr_expect_eq(sl_init_fans(2, (int[]){3, 0}, &fi, &fo), SL_EARG);
+    cr_expect_eq(sl_init_fans(3, (int[]){4, 3, -2}, &fi, &fo), SL_EARG);
+    cr_expect_eq(sl_init_fans(4, (int[]){4, 3, 2, 0}, &fi, &fo), SL_EARG);
+    cr_expect(fi == 7 && fo == 7, "fan_in %g, fan_out %g", fi, fo);
 }
 
 Test(init, same_seed_same_values_other_seed_other_values) {
@@ -198,7 +207,9 @@ Test(init, bad_kinds_and_values_are_clear_errors) {
     expect_bad((sl_init){.kind = SL_INIT_NORMAL, .a = 0, .b = -1}, 2, d2, &r, "std b >= 0");
     expect_bad((sl_init){.kind = SL_INIT_UNIFORM, .a = 2, .b = 1}, 2, d2, &r, "a <= b");
     expect_bad((sl_init){.kind = SL_INIT_UNIFORM, .a = NAN, .b = 1}, 2, d2, &r, "a = nan");
-    expect_bad((sl_init){.kind = SL_INIT_UNIFORM, .a = -1e308, .b = 1e308}, 2, d2, &r, "a <= b");
+    /* both finite and a <= b: the width b - a = 2e308 is what overflows */
+    expect_bad((sl_init){.kind = SL_INIT_UNIFORM, .a = -1e308, .b = 1e308}, 2, d2, &r,
+               "a = -1e+308, b = 1e+308: the width b - a overflows to inf");
     expect_bad((sl_init){.kind = SL_INIT_CONSTANT, .a = INFINITY}, 2, d2, &r, "not finite");
     expect_bad((sl_init){.kind = SL_INIT_XAVIER_UNIFORM, .a = -1}, 2, d2, &r, "gain");
     expect_bad((sl_init){.kind = SL_INIT_HE_NORMAL, .a = NAN}, 2, d2, &r, "not finite");

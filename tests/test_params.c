@@ -79,7 +79,12 @@ Test(params, bad_shapes_and_names_are_refused) {
         {"f", 5, {1, 1, 1, 1, 1}, 1, "ndim = 5, must be 0..4"},
         {"", 1, {1}, 0, "empty"},
         {NULL, 1, {1}, 0, "NULL"},
-        {"0123456789012345678901234567890123456789012345678901234567890123", 1, {1}, 0, "longer"},
+        {"0123456789012345678901234567890123456789012345678901234567890123",
+         1,
+         {1},
+         0,
+         "got 64: \"01234567890123456789012345678901...\""},
+        {"x", 2, {1 << 30, 1 << 30}, 0, "shape [1073741824,1073741824] is too large"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         sl_params *ps = sl_params_new();
@@ -100,6 +105,25 @@ Test(params, bad_shapes_and_names_are_refused) {
     cr_expect_not_null(sl_param_new(ps, n63, 1, (int[]){1}, NULL), "%s", sl_params_error(ps));
     cr_expect_not_null(sl_params_get(ps, n63));
     cr_expect_null(sl_param_new(NULL, "x", 0, NULL, NULL));
+    sl_params_free(ps);
+}
+
+/* The messages carry the values: a too long name's length and start (cut
+ * between UTF-8 characters), a too large shape and the limit. */
+Test(params, messages_show_the_length_the_shape_and_the_limit) {
+    sl_params *ps = sl_params_new();
+    char name[128] = "a", want[64] = "got 81: \"a";
+    for (int i = 0; i < 40; i++) strcat(name, "\xC3\xA9"); /* 40 x U+00E9, 2 bytes each */
+    for (int i = 0; i < 15; i++) strcat(want, "\xC3\xA9"); /* 31 of the 32 bytes shown */
+    strcat(want, "...\"");
+    cr_expect_null(sl_param_new(ps, name, 1, (int[]){1}, NULL));
+    cr_expect(contains(sl_params_error(ps), want), "%s", sl_params_error(ps));
+    /* 2^30 * 2^30 = 2^60 values, one more than (2^64 - 1) / 16 = 2^60 - 1 */
+    cr_expect_null(sl_param_new(ps, "big", 2, (int[]){1 << 30, 1 << 30}, NULL));
+    const char *m = sl_params_error(ps);
+    cr_expect(contains(m, "\"big\"") && contains(m, "[1073741824,1073741824]"), "%s", m);
+    if (SIZE_MAX == UINT64_MAX)
+        cr_expect(contains(m, "more than 1152921504606846975 values"), "%s", m);
     sl_params_free(ps);
 }
 

@@ -67,7 +67,10 @@ int sl_param_init(sl_param *p, sl_init init, sl_rng *rng);
  * any error nothing is added to the store (NULL, sl_params_error says why). */
 sl_param *sl_param_new_init(sl_params *ps, const char *name, int ndim, const int *dims,
                             sl_init init, sl_rng *rng);
-/* The fans of a shape as above; SL_EARG for rank < 2 (fans undefined). */
+/* The fans of a shape as above; SL_EARG (and *fan_in, *fan_out untouched)
+ * for rank < 2 (fans undefined) or > 4, dims NULL, or a dim < 1. There is
+ * no store to hold a message: the calls that use fans (sl_param_init, ...)
+ * check the shape first and name it. */
 int sl_init_fans(int ndim, const int *dims, double *fan_in, double *fan_out);
 
 /* --------------------------------------------------------------- layers */

@@ -40,6 +40,8 @@ static const char *kind_name(sl_init_kind k) {
 
 int sl_init_fans(int ndim, const int *dims, double *fan_in, double *fan_out) {
     if (ndim < 2 || ndim > SL_MAX_DIMS || !dims) return SL_EARG;
+    for (int i = 0; i < ndim; i++)
+        if (dims[i] < 1) return SL_EARG; /* no shape has it: fans of -5 are meaningless */
     double receptive = 1.0;
     for (int i = 2; i < ndim; i++) receptive *= dims[i];
     if (fan_in) *fan_in = dims[0] * receptive;
@@ -71,10 +73,15 @@ static int resolve(const sl_params *ps, const char *fname, const char *name, int
         *r = (recipe){.how = FILL, .c = init.a};
         return SL_OK;
     case SL_INIT_UNIFORM:
-        if (!isfinite(init.b - init.a) || init.a > init.b) /* also catches b - a overflowing */
+        if (!isfinite(init.a) || !isfinite(init.b) || init.a > init.b)
             return sl__params_fail(ps, SL_EARG,
                                    "%s: \"%s\": %s needs finite a <= b, got a = %g, b = %g", fname,
                                    name, kn, init.a, init.b);
+        if (!isfinite(init.b - init.a)) /* lo + (hi-lo)*u needs the width */
+            return sl__params_fail(ps, SL_EARG,
+                                   "%s: \"%s\": %s with a = %g, b = %g: the width b - a "
+                                   "overflows to inf (the range must be at most DBL_MAX wide)",
+                                   fname, name, kn, init.a, init.b);
         *r = (recipe){.how = UNIFORM, .lo = init.a, .hi = init.b};
         break;
     case SL_INIT_NORMAL:

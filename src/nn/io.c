@@ -88,14 +88,11 @@ static double bits_double(uint64_t u) {
 #define SHOWN_MAX 240
 #define SHOWN_HEAD 80
 
-static bool utf8_continuation(char c) { return ((unsigned char)c & 0xC0u) == 0x80u; }
-
 static const char *shown_path(char out[SHOWN_MAX + 1], const char *path) {
     size_t n = strlen(path);
     if (n <= SHOWN_MAX) return path;
-    size_t head = SHOWN_HEAD, tail = n - (SHOWN_MAX - SHOWN_HEAD - 3);
-    while (head > 0 && utf8_continuation(path[head])) head--; /* whole characters only */
-    while (tail < n && utf8_continuation(path[tail])) tail++;
+    size_t head = sl__utf8_cut(path, SHOWN_HEAD), tail = n - (SHOWN_MAX - SHOWN_HEAD - 3);
+    while (tail < n && ((unsigned char)path[tail] & 0xC0u) == 0x80u) tail++; /* whole characters */
     snprintf(out, SHOWN_MAX + 1, "%.*s...%s", (int)head, path, path + tail);
     return out;
 }

@@ -35,6 +35,14 @@ void sl__params_truncate(sl_params *ps, size_t keep);
 int sl__read_file(const char *path, const sl_allocator *a, unsigned char **out, size_t *size,
                   int *opened, int *err);
 
+/* The length of the longest prefix of s of at most n bytes (n <= strlen(s))
+ * that does not end inside a UTF-8 character: for showing the start of a
+ * string in a message. */
+static inline size_t sl__utf8_cut(const char *s, size_t n) {
+    while (n > 0 && ((unsigned char)s[n] & 0xC0u) == 0x80u) n--;
+    return n;
+}
+
 /* CRC-32 (IEEE 802.3, reflected polynomial 0xEDB88320, initial value and
  * final xor 0xFFFFFFFF). Start with crc = 0 and feed data in any pieces:
  * crc = sl__crc32(crc, chunk, n). sl__crc32(0, "123456789", 9) = 0xCBF43926. */

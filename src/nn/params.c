@@ -18,6 +18,8 @@ struct sl_params;
 #include <uthash.h>
 
 #define NAME_MAX_LEN 63
+#define NAME_SHOWN 32 /* bytes of a too long name shown in the message */
+#define MAX_NUMEL (SIZE_MAX / (2 * sizeof(double))) /* value and gradient in one block */
 
 struct sl_param {
     char name[NAME_MAX_LEN + 1];
@@ -128,11 +130,13 @@ sl_param *sl_param_new(sl_params *ps, const char *name, int ndim, const int *dim
                        const double *init) {
     if (!ps) return NULL;
     ps->has_error = 0;
-    if (!name || !name[0] || strlen(name) > NAME_MAX_LEN)
+    if (!name || !name[0])
         return (sl_param *)fail(ps, "sl_param_new: name must be 1..%d bytes, got %s", NAME_MAX_LEN,
-                                !name      ? "NULL"
-                                : !name[0] ? "an empty one"
-                                           : "a longer one");
+                                !name ? "NULL" : "an empty one");
+    size_t len = strlen(name);
+    if (len > NAME_MAX_LEN)
+        return (sl_param *)fail(ps, "sl_param_new: name must be 1..%d bytes, got %zu: \"%.*s...\"",
+                                NAME_MAX_LEN, len, (int)sl__utf8_cut(name, NAME_SHOWN), name);
     if (ndim < 0 || ndim > SL_MAX_DIMS)
         return (sl_param *)fail(ps, "sl_param_new: \"%s\": ndim = %d, must be 0..%d", name, ndim,
                                 SL_MAX_DIMS);
@@ -143,8 +147,14 @@ sl_param *sl_param_new(sl_params *ps, const char *name, int ndim, const int *dim
         if (dims[i] < 1)
             return (sl_param *)fail(ps, "sl_param_new: \"%s\": dims[%d] = %d, must be >= 1", name,
                                     i, dims[i]);
-        if (n > SIZE_MAX / (2 * sizeof(double)) / (size_t)dims[i])
-            return (sl_param *)fail(ps, "sl_param_new: \"%s\": shape too large", name);
+        if (n > MAX_NUMEL / (size_t)dims[i]) {
+            char sh[64];
+            return (sl_param *)fail(
+                ps,
+                "sl_param_new: \"%s\": shape %s is too large: more than %zu "
+                "values (a value and a gradient each must fit in SIZE_MAX bytes)",
+                name, sl__shape_str(sh, ndim, dims), MAX_NUMEL);
+        }
         n *= (size_t)dims[i];
     }
     sl_param *p = NULL;
