@@ -16,12 +16,15 @@
  *     sl_var *y = sl_sigmoid(t, sl_matmul(t, w, x));
  *     if (sl_tape_status(t) != SL_OK) fprintf(stderr, "%s\n", sl_tape_error(t));
  *
+ * A NULL tape (sl_tape_new out of memory, its result unchecked) has nowhere
+ * to keep an error: every op given one returns NULL and sl_backward,
+ * sl_forward and sl_jvp return SL_EARG; check sl_tape_new's result.
+ *
  * The library never aborts or exits, and prints nothing unless asked to:
  * sl_check_ops and the progress line (sl_progress, slope/nn.h) write to the
  * FILE * their caller gives them, nothing else writes to a stream. It is not
- * thread-safe per tape;
- * distinct tapes may be used from distinct threads. Values are double,
- * row-major, contiguous, of rank 0 to SL_MAX_DIMS.
+ * thread-safe per tape; distinct tapes may be used from distinct threads.
+ * Values are double, row-major, contiguous, of rank 0 to SL_MAX_DIMS.
  */
 #ifndef SLOPE_H
 #define SLOPE_H

@@ -1330,3 +1330,27 @@ Test(tape, attributes_are_copied_when_non_zero) {
     cr_expect_eq(sl_value(c)[0], 0.0);
     sl_tape_free(t);
 }
+
+/* A NULL tape (sl_tape_new's failure, unchecked) has nowhere to keep an
+ * error: ops return NULL, the sweeps SL_EARG, the readers their empty
+ * answers, and nothing crashes. */
+Test(tape, null_tape_is_refused_everywhere) {
+    sl_tape *t = sl_tape_new();
+    sl_var *x = sl_scalar(t, 2.0, SL_GRAD), *v = sl_input(t, 1, (int[]){3}, NULL, SL_GRAD);
+    cr_expect_null(sl_scalar(NULL, 1.0, 0));
+    cr_expect_null(sl_input(NULL, 1, (int[]){3}, NULL, 0));
+    cr_expect_null(sl_exp(NULL, x));
+    cr_expect_null(sl_mul(NULL, x, x));
+    cr_expect_null(sl_sum(NULL, v, SL_ALL, 0));
+    cr_expect_null(sl_slice(NULL, v, 0, 0, 1));
+    cr_expect_eq(sl_backward(NULL, x), SL_EARG);
+    cr_expect_eq(sl_forward(NULL), SL_EARG);
+    const double one = 1.0, *tans[] = {&one};
+    double dy;
+    cr_expect_eq(sl_jvp(NULL, x, 1, &x, tans, &dy), SL_EARG);
+    cr_expect_neq(sl_tape_status(NULL), SL_OK);
+    cr_expect_not_null(sl_tape_error(NULL));
+    cr_expect_eq(sl_tape_size(NULL), 0);
+    cr_expect_eq(sl_tape_status(t), SL_OK, "the real tape saw none of it");
+    sl_tape_free(t);
+}
