@@ -528,6 +528,30 @@ static int order_test(check *c, sl_rng *rng, sl_gradcheck_report *r, stepfree *s
         r->kinks++;
         return rc;
     }
+    /* A kink along u farther than eps but within the steps (relu at 1e-3 from
+     * 0, say): phi is linear up to it, so the remainder vanishes below some
+     * step h_s and the orders measured above it are those of (h - d) J, not
+     * of a wrong gradient. Probe at 8 and 16 times the smallest step whose
+     * remainder stood clear of rounding: a kink within it keeps at least
+     * KINK_KEEP of its jump at half that step, which curvature cannot fake. A
+     * wrong gradient has a remainder h dg down to where h dg meets the noise,
+     * so its h_s is that small and the probe there sees no kink. */
+    double hs = 0.0;
+    for (int i = 0; i < STEPS; i++)
+        if (rem[i] > noise[i]) hs = ldexp(1e-2, -i); /* the steps' h, halved from 1e-2 */
+    for (double f = 8.0; f <= 16.0 && hs > 0.0; f *= 2.0) {
+        const double hb = f * hs;
+        rc = phi_at(c, hb, &pp);
+        if (rc == SL_OK) rc = phi_at(c, -hb, &pm);
+        if (rc == SL_OK) rc = phi_at(c, hb / 2, &pp2);
+        if (rc == SL_OK) rc = phi_at(c, -hb / 2, &pm2);
+        if (rc != SL_OK) return rc;
+        if (one_sided_kink(phi0, pp, pm, pp2, pm2, hb, &c->s, &lo, &hi) &&
+            in_band(g, lo, hi, &c->s)) {
+            r->kinks++;
+            return rc;
+        }
+    }
     if (!sf->failed) {
         sf->failed = "order";
         snprintf(sf->msg, sizeof sf->msg,

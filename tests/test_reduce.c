@@ -246,6 +246,21 @@ Test(reduce, logsumexp_weights_exact_for_large_inputs) {
     }
 }
 
+/* A +inf in the line: the value is +inf, the gradient NaN at the +inf and
+ * 0 at every finite element, however large (e^(x - inf) = 0; PyTorch too). */
+Test(reduce, logsumexp_with_plus_infinity) {
+    const double v[3] = {INFINITY, 1e300, 710.0};
+    sl_tape *t = sl_tape_new();
+    sl_var *x = sl_input(t, 1, (int[]){3}, v, SL_GRAD);
+    sl_var *y = sl_logsumexp(t, x, 0, 0);
+    cr_expect_eq(sl_item(y), INFINITY);
+    cr_assert_eq(sl_backward(t, y), SL_OK);
+    cr_expect(isnan(sl_grad(x)[0]));
+    cr_expect_eq(sl_grad(x)[1], 0.0, "%g", sl_grad(x)[1]);
+    cr_expect_eq(sl_grad(x)[2], 0.0, "%g", sl_grad(x)[2]);
+    sl_tape_free(t);
+}
+
 Test(reduce, logsumexp_of_all_minus_infinity) {
     sl_tape *t = sl_tape_new();
     const double v[2] = {-INFINITY, -INFINITY};

@@ -236,6 +236,10 @@ Test(slice, errors_name_the_function_the_indices_and_shapes) {
          "sl_slice: [start, stop) = [-1, 1) is empty along axis 1 (size 3) of [2,3]"},
         {0, 1, 0, SL_EARG,
          "sl_slice: [start, stop) = [1, 0) is empty along axis 0 (size 2) of [2,3]"},
+        {1, 7, 2, SL_EARG,
+         "sl_slice: [start, stop) = [7, 2) is outside along axis 1 (size 3) of [2,3]"},
+        {1, 3, 3, SL_EARG,
+         "sl_slice: [start, stop) = [3, 3) is empty along axis 1 (size 3) of [2,3]"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         sl_tape *t = sl_tape_new();

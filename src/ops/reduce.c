@@ -174,12 +174,15 @@ static void logsumexp_forward(sl_var *out) {
         for (size_t i = 0; i < v.inner; i++) {
             const double *xr = x + p * v.len * v.inner + i;
             const size_t k = p * v.inner + i;
-            double m = o[k];
-            if (!isfinite(m)) m = 0.0; /* all -inf gives -inf; +inf gives +inf; NaN stays */
+            const double mx = o[k];
+            /* all -inf gives -inf; +inf gives +inf; NaN stays */
+            const double m = isfinite(mx) ? mx : 0.0;
             double s = 0.0;
             for (size_t j = 0; j < v.len; j++) s += exp(xr[j * v.inner] - m);
             o[k] = m + log(s);
-            ms[k] = m, ss[k] = s;
+            /* a +inf max is kept as the weights' m: e^(x - inf) / s gives 0 for
+             * every finite x (and NaN at the inf), not inf / inf at x > 709 */
+            ms[k] = mx == INFINITY ? mx : m, ss[k] = s;
         }
 }
 /* The softmax weight of element e of line k. */

@@ -35,10 +35,10 @@ static int slice_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_
     const long start = a->start < 0 ? (long)a->start + d : a->start;
     const long stop = a->stop < 0 ? (long)a->stop + d : a->stop;
     if (start < 0 || stop > d || start >= stop)
-        return sl__fail(t, SL_EARG,
-                        "sl_slice: [start, stop) = [%d, %d) is %s along axis %d (size %d) of %s",
-                        a->start, a->stop,
-                        start >= stop && start >= 0 && stop <= d ? "empty" : "outside", ax, d, sh);
+        return sl__fail(
+            t, SL_EARG, "sl_slice: [start, stop) = [%d, %d) is %s along axis %d (size %d) of %s",
+            a->start, a->stop, start < 0 || start > d || stop < 0 || stop > d ? "outside" : "empty",
+            ax, d, sh);
     *ndim = x->ndim;
     for (int i = 0; i < x->ndim; i++) dims[i] = x->dims[i];
     dims[ax] = (int)(stop - start);
