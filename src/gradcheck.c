@@ -454,6 +454,49 @@ static int phi_terms_at(check *c, double h, double *phi, double *terms) {
 
 static int phi_at(check *c, double h, double *phi) { return phi_terms_at(c, h, phi, NULL); }
 
+/* Does a kink along u explain an order-1 remainder with g right? From phi
+ * at +-h and +-h/2 a kink must show in the one-sided slopes at h and still
+ * at h/2 (one_sided_kink). Then:
+ *  - at the step eps (probe 0) the kink is at x, where g is the op's
+ *    convention: anything between the one-sided slopes (in_band);
+ *  - at a probe's larger step the kink is at a distance d (the order test's
+ *    remainders vanish below it): it must lie on the +u side, the side the
+ *    remainders came from (there the quotients at h and h/2 differ by J d/h),
+ *    and g must be the slope of the other side, which is smooth up to x:
+ *    extrapolated from phi at -h, -h/2 and -h/4 (Richardson, twice, to bound
+ *    its own error) and compared to 1e-5 relative plus rounding - not to the
+ *    band of the tolerances, which would let a rule 1e-4 off pass whenever
+ *    a kink lies near. *ok: explained. */
+static int kink_explains(check *c, double phi0, double g, double h, double scale, bool probe,
+                         bool *ok) {
+    double pp, pm, pp2, pm2, lo, hi;
+    int rc = phi_at(c, h, &pp);
+    if (rc == SL_OK) rc = phi_at(c, -h, &pm);
+    if (rc == SL_OK) rc = phi_at(c, h / 2, &pp2);
+    if (rc == SL_OK) rc = phi_at(c, -h / 2, &pm2);
+    if (rc != SL_OK) return rc;
+    *ok = false;
+    if (!one_sided_kink(phi0, pp, pm, pp2, pm2, h, &c->s, &lo, &hi)) return rc;
+    if (!probe) {
+        *ok = in_band(g, lo, hi, &c->s);
+        return rc;
+    }
+    const double dp = (pp - phi0) / h, dm = (phi0 - pm) / h;
+    const double dp2 = (pp2 - phi0) / (h / 2), dm2 = (phi0 - pm2) / (h / 2);
+    if (!(fabs(dp - dp2) > fabs(dm - dm2))) return rc; /* the kink is not on the +u side */
+    double pm4;
+    rc = phi_at(c, -h / 4, &pm4);
+    if (rc != SL_OK) return rc;
+    const double dm4 = (phi0 - pm4) / (h / 4);
+    const double r1 = 2 * dm2 - dm, r2 = 2 * dm4 - dm2;
+    /* rounding of a quotient at h: 64 ulps of the terms phi is made of
+     * (the combinations amplify it about 20 times) - not the order test's
+     * 1e4, which would hide a rule 1e-4 off where phi is large */
+    const double rnd = 64 * DBL_EPSILON * fmax(scale, 1e-300) / h;
+    *ok = fabs(g - r2) <= 1e-6 * fabs(r2) + 2 * fabs(r2 - r1) + 8 * rnd;
+    return rc;
+}
+
 /* The order test: with phi = <v, f> and g = grad phi . u from reverse mode,
  * the remainder r(h) = |phi(x+hu) - phi(x) - h g| shrinks like h^2 when g is
  * right and like h when it is wrong, however small the error: a gradient off
@@ -516,41 +559,24 @@ static int order_test(check *c, sl_rng *rng, sl_gradcheck_report *r, stepfree *s
         }
     r->taylor_order = o[cnt / 2];
     if (!(r->taylor_order < 1.5)) return rc;
-    /* order 1: a wrong gradient, or a kink along u */
+    /* order 1: a wrong gradient, or a kink along u. First at the step eps;
+     * then, for a kink farther than eps but within the steps (relu at 1e-3
+     * from 0, say), at 8 and 16 times the smallest step whose remainder
+     * stood clear of rounding: phi is linear up to such a kink at distance d,
+     * so the remainder vanishes below some step h_s ~ d and the orders
+     * measured above it are those of (h - d) J, not of a wrong gradient. */
     const double hk = c->s.eps;
-    double pp = NAN, pm = NAN, pp2 = NAN, pm2 = NAN, lo, hi;
-    rc = phi_at(c, hk, &pp);
-    if (rc == SL_OK) rc = phi_at(c, -hk, &pm);
-    if (rc == SL_OK) rc = phi_at(c, hk / 2, &pp2);
-    if (rc == SL_OK) rc = phi_at(c, -hk / 2, &pm2);
-    if (rc != SL_OK) return rc;
-    if (one_sided_kink(phi0, pp, pm, pp2, pm2, hk, &c->s, &lo, &hi) && in_band(g, lo, hi, &c->s)) {
-        r->kinks++;
-        return rc;
-    }
-    /* A kink along u farther than eps but within the steps (relu at 1e-3 from
-     * 0, say): phi is linear up to it, so the remainder vanishes below some
-     * step h_s and the orders measured above it are those of (h - d) J, not
-     * of a wrong gradient. Probe at 8 and 16 times the smallest step whose
-     * remainder stood clear of rounding: a kink within it keeps at least
-     * KINK_KEEP of its jump at half that step, which curvature cannot fake. A
-     * wrong gradient has a remainder h dg down to where h dg meets the noise,
-     * so its h_s is that small and the probe there sees no kink. */
+    bool ok = false;
+    rc = kink_explains(c, phi0, g, hk, scale, false, &ok);
     double hs = 0.0;
     for (int i = 0; i < STEPS; i++)
         if (rem[i] > noise[i]) hs = ldexp(1e-2, -i); /* the steps' h, halved from 1e-2 */
-    for (double f = 8.0; f <= 16.0 && hs > 0.0; f *= 2.0) {
-        const double hb = f * hs;
-        rc = phi_at(c, hb, &pp);
-        if (rc == SL_OK) rc = phi_at(c, -hb, &pm);
-        if (rc == SL_OK) rc = phi_at(c, hb / 2, &pp2);
-        if (rc == SL_OK) rc = phi_at(c, -hb / 2, &pm2);
-        if (rc != SL_OK) return rc;
-        if (one_sided_kink(phi0, pp, pm, pp2, pm2, hb, &c->s, &lo, &hi) &&
-            in_band(g, lo, hi, &c->s)) {
-            r->kinks++;
-            return rc;
-        }
+    for (double f = 8.0; rc == SL_OK && !ok && f <= 16.0 && hs > 0.0; f *= 2.0)
+        rc = kink_explains(c, phi0, g, f * hs, scale, true, &ok);
+    if (rc != SL_OK) return rc;
+    if (ok) {
+        r->kinks++;
+        return rc;
     }
     if (!sf->failed) {
         sf->failed = "order";
@@ -932,7 +958,8 @@ static int base_ncases(const sl_op *op) {
 
 static bool attrs_equal(const sl_attrs *a, const sl_attrs *b) {
     if (a->alpha != b->alpha || a->beta != b->beta || a->axis != b->axis ||
-        a->keepdim != b->keepdim || a->mode != b->mode || a->ndim != b->ndim)
+        a->keepdim != b->keepdim || a->mode != b->mode || a->ndim != b->ndim ||
+        a->start != b->start || a->stop != b->stop)
         return false;
     for (int i = 0; i < SL_MAX_DIMS; i++)
         if (a->dims[i] != b->dims[i]) return false;

@@ -377,3 +377,56 @@ Test(slice, the_checker_catches_rules_that_forget_the_row_stride) {
     cr_assert_eq(sl_op_register(&bad_concat), SL_OK, "%s", sl_op_register_error());
     cr_expect_eq(sl_gradcheck_op(sl_op_find("ts_concat_flat"), NULL, &rep), SL_EGRAD);
 }
+
+/* The attribute sets a kink is checked under tell start/stop apart too: a
+ * user op (relu of x[start:stop]) with two cases that differ only there gets
+ * a kink case for each (counted only: the kink check itself then refuses the
+ * op, which is not element-wise). */
+static int part_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_attrs *a, int *nd,
+                      int *d) {
+    (void)t, (void)op, (void)in;
+    *nd = 1;
+    d[0] = a->stop - a->start;
+    return SL_OK;
+}
+static void part_forward(sl_var *o) {
+    const sl_attrs *a = sl_attrs_of(o);
+    const double *x = sl_value(sl_in(o, 0));
+    for (int i = 0; i < a->stop - a->start; i++) {
+        const double z = x[a->start + i];
+        sl_out_data(o)[i] = z > 0 ? z : 0;
+    }
+}
+static void part_backward(sl_var *o) {
+    const sl_attrs *a = sl_attrs_of(o);
+    const sl_var *x = sl_in(o, 0);
+    for (int i = 0; i < a->stop - a->start; i++)
+        sl_grad_data(x)[a->start + i] += sl_grad(o)[i] * (sl_value(x)[a->start + i] > 0);
+}
+static void part_jvp(sl_var *o) {
+    const sl_attrs *a = sl_attrs_of(o);
+    const sl_var *x = sl_in(o, 0);
+    const double *tx = sl_tangent_data(x);
+    for (int i = 0; i < a->stop - a->start; i++)
+        sl_tangent_data(o)[i] = tx ? tx[a->start + i] * (sl_value(x)[a->start + i] > 0) : 0.0;
+}
+static const sl_op_case part_cases[] = {{{{1, 4}}, {.start = 0, .stop = 2}},
+                                        {{{1, 4}}, {.start = 2, .stop = 4}}};
+static const sl_op part_op = {.name = "ts_relu_part",
+                              .arity = 1,
+                              .shape = part_shape,
+                              .forward = part_forward,
+                              .backward = part_backward,
+                              .jvp = part_jvp,
+                              .signature = "ts_relu_part(t, x, start, stop)",
+                              .formula = "relu(x[start:stop])",
+                              .derivative = "1 where z > 0, else 0",
+                              .kinks = "0 at z = 0",
+                              .kink = {.present = 1, .at = 0, .slope = 0},
+                              .domain = {SL_DOMAIN_REAL},
+                              .cases = part_cases,
+                              .ncases = 2};
+
+Test(slice, kink_cases_tell_start_and_stop_apart) {
+    cr_expect_eq(sl_op_ncases(&part_op), 4, "2 cases + a kink case per attribute set");
+}

@@ -13,8 +13,9 @@
  *   slope help | -h | --help   also anywhere among a command's arguments
  *
  * Exit status 2 on a usage or plugin error, and 3 when the standard output
- * cannot be written (a full disk, a closed pipe): results that were lost must
- * not look like a pass, nor like a failed check.
+ * cannot be written (a full disk, a closed descriptor): results that were
+ * lost must not look like a pass, nor like a failed check. A pipe closed by
+ * its reader ends the command by SIGPIPE, as any command (status 141).
  */
 #define _POSIX_C_SOURCE 200809L /* dlopen */
 #include "slope.h"
