@@ -39,9 +39,9 @@ extern "C" {
 #endif
 
 #define SLOPE_VERSION_MAJOR 0
-#define SLOPE_VERSION_MINOR 1
+#define SLOPE_VERSION_MINOR 2
 #define SLOPE_VERSION_PATCH 0
-#define SLOPE_VERSION_STRING "0.1.0"
+#define SLOPE_VERSION_STRING "0.2.0"
 
 #define SL_MAX_DIMS 4
 #define SL_MAX_INPUTS 3
