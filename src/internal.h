@@ -466,6 +466,10 @@ enum {
     SL__ACT_LOG_SIGMOID,
     SL__ACT_NOPS
 };
+/* Is kind one of sl_op_kind's values? (registration and sl_gradcheck_op) */
+static inline bool sl__kind_ok(sl_op_kind kind) {
+    return (int)kind >= SL_KIND_CUSTOM && (int)kind <= SL_KIND_ZIP;
+}
 extern const sl_op sl__elementwise_ops[];
 extern const int sl__elementwise_nops;
 extern const sl_op sl__activation_ops[];

@@ -129,7 +129,7 @@ int sl_op_register(const sl_op *op) {
     if (!op->forward || !op->backward)
         return reg_fail(SL_EARG, "sl_op_register: \"%s\": no %s rule", n,
                         !op->forward ? "forward" : "backward");
-    if ((int)op->kind < SL_KIND_CUSTOM || (int)op->kind > SL_KIND_ZIP)
+    if (!sl__kind_ok(op->kind))
         return reg_fail(SL_EARG,
                         "sl_op_register: \"%s\": kind %d, must be SL_KIND_CUSTOM (0), SL_KIND_MAP "
                         "(1) or SL_KIND_ZIP (2)",

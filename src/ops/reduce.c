@@ -86,12 +86,17 @@ static void mean_forward(sl_var *out) {
     const double len = (double)view_of(out).len;
     for (size_t i = 0; i < out->n; i++) out->val[i] /= len;
 }
-static inline double lse_weight(const sl_var *out, const double *x, size_t e, size_t k);
+/* logsumexp's softmax weight of element value z in line k, from the max and
+ * sum its forward pass saved (ms, ss: sl__saved(out) and the n after it). */
+static inline double lse_weight(const double *ms, const double *ss, double z, size_t k) {
+    return exp(z - ms[k]) / ss[k];
+}
 
 /* Tangent of a reduction: sum over the axis of w(x_j, out) * t_j. */
 static void weighted_sum_tangent(sl_var *out, int kind) {
     sl__view v = view_of(out);
     const double *x = out->in[0]->val, *tx = sl__tan(out->in[0]), *o = out->val;
+    const double *ms = kind == 1 ? sl__saved(out) : NULL, *ss = ms ? ms + out->n : NULL;
     for (size_t p = 0; p < v.outer; p++)
         for (size_t i = 0; i < v.inner; i++) {
             const size_t k = p * v.inner + i, base = p * v.len * v.inner + i;
@@ -101,7 +106,7 @@ static void weighted_sum_tangent(sl_var *out, int kind) {
                 if (kind == 0)
                     s += tx[e]; /* sum, mean */
                 else if (kind == 1)
-                    s += tx[e] * lse_weight(out, x, e, k); /* logsumexp */
+                    s += tx[e] * lse_weight(ms, ss, x[e], k); /* logsumexp */
                 else if (x[e] == o[k])
                     s += tx[e], ties += 1.0; /* max: tie average */
             }
@@ -185,21 +190,16 @@ static void logsumexp_forward(sl_var *out) {
             ms[k] = mx == INFINITY ? mx : m, ss[k] = s;
         }
 }
-/* The softmax weight of element e of line k. */
-static inline double lse_weight(const sl_var *out, const double *x, size_t e, size_t k) {
-    const double *ms = sl__saved(out), *ss = ms + out->n;
-    return exp(x[e] - ms[k]) / ss[k];
-}
 static void logsumexp_backward(sl_var *out) {
     double *dx = out->in[0]->grad;
     if (!dx) return;
     sl__view v = view_of(out);
-    const double *x = out->in[0]->val, *g = out->grad;
+    const double *x = out->in[0]->val, *g = out->grad, *ms = sl__saved(out), *ss = ms + out->n;
     for (size_t p = 0; p < v.outer; p++)
         for (size_t j = 0; j < v.len; j++)
             for (size_t i = 0; i < v.inner; i++) {
                 size_t k = p * v.inner + i, e = (p * v.len + j) * v.inner + i;
-                dx[e] += g[k] * lse_weight(out, x, e, k);
+                dx[e] += g[k] * lse_weight(ms, ss, x[e], k);
             }
 }
 static void logsumexp_jvp(sl_var *out) { weighted_sum_tangent(out, 1); }
