@@ -126,7 +126,8 @@ size_t sl_tape_bytes(const sl_tape *t);
  * sweep stop at the first non-finite value an op produces (a value, or a
  * gradient a backward rule writes): SL_ENONFINITE, with a message naming the
  * node, the op, the element, its inputs' values and, if known, the source
- * line that recorded it. Costs one scan per op; off (0) by default. */
+ * line that recorded it. Costs one scan per op; off (0) by default. Any other
+ * bit in flags is SL_EARG (the mode stays as it was). */
 #define SL_CHECK_FINITE 1
 void sl_tape_set_check(sl_tape *t, int flags);
 /* Record file:line with every node made after this call (until the next
@@ -486,7 +487,9 @@ typedef struct sl_gradcheck_report {
  * Richardson extrapolation (replays with each input element perturbed); plus
  * a dot-product test <v, J u> = <J^T v, u> and the order of the Taylor
  * remainder along a random direction. docs/gradcheck.md explains each.
- * Leaves' values and gradients are restored afterwards. y may be one of the
+ * Leaves' values and gradients are restored afterwards; a step outside a
+ * domain a forward rule checks (bce's p past 1) is the verdict "fd", not a
+ * tape error, so the tape stays usable. y may be one of the
  * inputs. An input made by sl_use stands for its parameter: other sl_use
  * leaves of that parameter up to y move with it (two of them as inputs are
  * SL_EARG). Returns SL_OK when every check passes, SL_EGRAD when one fails

@@ -250,9 +250,10 @@ typedef struct check {
     double kh;                   /* the probe's step */
     double *y0;                  /* y at the unperturbed inputs */
     double *seed, *dy;
-    double *kmask; /* per input element: 1 if an entry of its column was KINK-OK */
-    double **tan;  /* per input: a tangent buffer */
-    double **x0;   /* per input: its values at entry, restored exactly */
+    double *kmask;      /* per input element: 1 if an entry of its column was KINK-OK */
+    double **tan;       /* per input: a tangent buffer */
+    double **x0;        /* per input: its values at entry, restored exactly */
+    char step_err[256]; /* the first error a step's sl_forward raised (step_forward) */
     /* forward mode's leaves: the inputs, then every other use of an input's
      * parameter up to y (an alias), with that input's tangent buffer */
     int njin;
@@ -274,15 +275,36 @@ static int restore_inputs(check *c) {
     return sl_forward(c->t);
 }
 
-/* f(x + h e) for input k, element e: y's values into out. */
+/* sl_forward at perturbed inputs. A step can leave the domain a forward
+ * rule checks (bce's probability beyond 1, a label no longer an integer, a
+ * user rule's sl_tape_fail, anomaly mode's non-finite values): the function
+ * is not defined there, which is a verdict on the point (fd), not an error
+ * of the tape. So the tape's error is taken back (it had none: the point
+ * itself evaluated), the first message kept for the report, and *defined
+ * cleared. Out of memory stays an error. */
+static int step_forward(check *c, bool *defined) {
+    const int rc = sl_forward(c->t);
+    *defined = rc == SL_OK;
+    if (rc == SL_OK || rc == SL_ENOMEM) return rc;
+    if (!c->step_err[0]) snprintf(c->step_err, sizeof c->step_err, "%s", sl_tape_error(c->t));
+    sl__clear_error(c->t);
+    return SL_OK;
+}
+
+/* f(x + h e) for input k, element e: y's values into out (NaN where f is
+ * not defined, see step_forward). */
 static int eval_at(check *c, int k, size_t e, double h, double *out) {
     sl_var *x = c->in[k];
     double *xv = sl__val(x);
     const double orig = xv[e];
     xv[e] = orig + h;
-    int rc = sl_forward(c->t);
+    bool defined;
+    int rc = step_forward(c, &defined);
     /* y's values before x is restored: y may be x itself (or share its values) */
-    memcpy(out, sl__val(c->y), c->m * sizeof(double));
+    if (defined)
+        memcpy(out, sl__val(c->y), c->m * sizeof(double));
+    else
+        for (size_t j = 0; j < c->m; j++) out[j] = NAN;
     xv[e] = orig;
     return rc;
 }
@@ -434,17 +456,20 @@ static int dot_test(check *c, sl_rng *rng, sl_gradcheck_report *r, stepfree *sf)
 }
 
 /* phi(x + h u) with phi = <v, f>, for the direction held in c->tan; and,
- * if terms is not NULL, the size of its terms sum_j |v_j f_j(x + h u)|. */
+ * if terms is not NULL, the size of its terms sum_j |v_j f_j(x + h u)|
+ * (both NaN where f is not defined, see step_forward). */
 static int phi_terms_at(check *c, double h, double *phi, double *terms) {
     for (int k = 0; k < c->nin; k++)
         for (size_t e = 0; e < sl__n(c->in[k]); e++)
             sl__val(c->in[k])[e] = c->x0[k][e] + h * c->tan[k][e];
-    int rc = sl_forward(c->t);
+    bool defined;
+    int rc = step_forward(c, &defined);
     double s = 0.0, a = 0.0; /* before the inputs are restored: y may be one of them */
     for (size_t j = 0; j < c->m; j++) {
         s += c->seed[j] * sl__val(c->y)[j];
         a += fabs(c->seed[j] * sl__val(c->y)[j]);
     }
+    if (!defined) s = a = NAN;
     for (int k = 0; k < c->nin; k++)
         memcpy(sl__val(c->in[k]), c->x0[k], sl__n(c->in[k]) * sizeof(double));
     *phi = s;
@@ -688,7 +713,8 @@ static int fast_check(check *c, sl_rng *rng, sl_gradcheck_report *r) {
 }
 
 /* The sentence for a failed element (or projection). */
-static void element_message(sl_gradcheck_report *r, const settings *s, const stepfree *sf) {
+static void element_message(sl_gradcheck_report *r, const settings *s, const stepfree *sf,
+                            const char *step_err) {
     char where[96], what[256];
     if (r->worst_input >= 0)
         snprintf(where, sizeof where, "input %d element %zu (output element %zu)", r->worst_input,
@@ -711,12 +737,27 @@ static void element_message(sl_gradcheck_report *r, const settings *s, const ste
                  where);
     else
         snprintf(what, sizeof what, "finite differences disagree with both modes at %s", where);
-    snprintf(r->message, sizeof r->message,
-             "%s: analytic (reverse) %.17g, forward %.17g, numeric %.17g (abs "
-             "err %.3g, rel err %.3g; allowed %.3g + %.3g*|numeric|)%s%s%s",
-             what, shown(a), shown(f), shown(n), shown(r->abs_err), shown(r->rel_err), s->atol,
-             s->rtol, sf->failed ? "; the " : "", sf->failed ? sf->failed : "",
-             sf->failed ? " test failed too" : "");
+    /* which test failed: the modes against each other (to rounding, whatever
+     * the differences say), or a mode against the differences */
+    char test[160];
+    if (strcmp(r->failed, "fd") && r->jvp_checked && isfinite(a) && isfinite(f) &&
+        !modes_agree(a, f))
+        snprintf(test, sizeof test,
+                 "reverse and forward mode differ by %.3g; they must agree to 1e-10 + "
+                 "1e-8*max(|reverse|, |forward|)",
+                 fabs(a - f));
+    else
+        snprintf(test, sizeof test, "abs err %.3g, rel err %.3g; allowed %.3g + %.3g*|numeric|",
+                 shown(r->abs_err), shown(r->rel_err), s->atol, s->rtol);
+    const bool stepped = !strcmp(r->failed, "fd") && !isfinite(n) && step_err[0];
+    const int len =
+        snprintf(r->message, sizeof r->message,
+                 "%s: analytic (reverse) %.17g, forward %.17g, numeric %.17g (%s)%s%s%s%s%s", what,
+                 shown(a), shown(f), shown(n), test, sf->failed ? "; the " : "",
+                 sf->failed ? sf->failed : "", sf->failed ? " test failed too" : "",
+                 stepped ? "; at a step: " : "", stepped ? step_err : "");
+    if (len >= (int)sizeof r->message) /* the step's message was cut: say so */
+        memcpy(r->message + sizeof r->message - 4, "...", 4);
 }
 
 /* sl_gradcheck's checks, into r (not NULL). */
@@ -873,7 +914,7 @@ static int gradcheck(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
     /* an element that fails is the most useful thing to name; the step-free
      * verdicts (dot, order) stand when every element passed */
     if (!r->ok) {
-        element_message(r, &s, &sf);
+        element_message(r, &s, &sf, c.step_err);
         return SL_EGRAD;
     }
     if (sf.failed) {

@@ -341,6 +341,10 @@ static inline bool sl__owns(const sl_tape *t, const sl_var *v) {
 /* Recompute t->fast_cap (after status, check, here_on or cap change). */
 void sl__fast_update(sl_tape *t);
 
+/* Takes the sticky error back (sl_gradcheck, after a step outside the
+ * domain of a forward rule's check: tape.c). */
+void sl__clear_error(sl_tape *t);
+
 /* Sets the sticky error (first wins). Returns t->status. */
 int sl__fail(sl_tape *t, int status, const char *fmt, ...)
 #if defined(__GNUC__)

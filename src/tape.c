@@ -61,6 +61,12 @@ int sl__vfail(sl_tape *t, int status, const char *fmt, va_list ap) {
     return status;
 }
 
+void sl__clear_error(sl_tape *t) {
+    t->status = SL_OK;
+    t->msg[0] = '\0';
+    sl__fast_update(t);
+}
+
 int sl__fail(sl_tape *t, int status, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -130,7 +136,13 @@ size_t sl_tape_bytes(const sl_tape *t) {
 
 void sl_tape_set_check(sl_tape *t, int flags) {
     if (!t) return;
-    t->check = flags & SL_CHECK_FINITE;
+    if (flags & ~SL_CHECK_FINITE) { /* a typo must not pass for "off" or "on" */
+        sl__fail(t, SL_EARG,
+                 "sl_tape_set_check: flags = %d has bits other than SL_CHECK_FINITE (%d)", flags,
+                 SL_CHECK_FINITE);
+        return;
+    }
+    t->check = flags;
     sl__fast_update(t);
 }
 

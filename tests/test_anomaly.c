@@ -257,3 +257,18 @@ Test(anomaly, locations_survive_tape_growth) {
     cr_expect(contains(sl_tape_error(t), site(third)), "%s", sl_tape_error(t));
     sl_tape_free(t);
 }
+
+/* Bits other than SL_CHECK_FINITE are a typo, not "on": SL_EARG naming the
+ * flags, and the mode stays as it was (off here: a NaN passes). */
+Test(anomaly, unknown_check_flags_are_an_error) {
+    sl_tape *t = sl_tape_new();
+    sl_tape_set_check(t, 12345);
+    cr_expect_eq(sl_tape_status(t), SL_EARG);
+    const char *msg = sl_tape_error(t);
+    cr_expect(msg && strstr(msg, "sl_tape_set_check") && strstr(msg, "12345"), "%s", msg);
+    sl_tape_free(t);
+    t = sl_tape_new();
+    sl_tape_set_check(t, 2);
+    cr_expect_eq(sl_tape_status(t), SL_EARG);
+    sl_tape_free(t);
+}
