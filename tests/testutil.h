@@ -5,13 +5,16 @@
  *  - a counting allocator that can be told to fail on its N-th call and
  *    tracks live blocks, so fault tests can prove that nothing leaks even
  *    without a leak sanitizer (requests above 64 GiB fail as well);
- *  - a closeness predicate for doubles (relative + absolute tolerance).
+ *  - a closeness predicate for doubles (relative + absolute tolerance);
+ *  - a row-major walk over the multi-indices of a shape;
+ *  - the check of an op that must fail with a sticky error.
  */
 #ifndef SLOPE_TESTUTIL_H
 #define SLOPE_TESTUTIL_H
 
 #include "slope.h"
 
+#include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +66,24 @@ static inline int near(double a, double b, double rtol, double atol) {
 /* strstr that tolerates a NULL haystack (a missing message is a failure). */
 static inline int contains(const char *s, const char *needle) {
     return s && strstr(s, needle) != NULL;
+}
+
+/* The next multi-index after idx in row-major order over dims (rank ndim);
+ * 0 after the last (idx is all zeros again). */
+static inline int next_index(int ndim, const int *dims, int *idx) {
+    for (int i = ndim - 1; i >= 0; i--) {
+        if (++idx[i] < dims[i]) return 1;
+        idx[i] = 0;
+    }
+    return 0;
+}
+
+/* An op's result r that must be an error: NULL, the tape's status and its
+ * whole message. */
+static inline void expect_tape_error(sl_var *r, sl_tape *t, int status, const char *msg) {
+    cr_expect_null(r);
+    cr_expect_eq(sl_tape_status(t), status, "%s", sl_tape_error(t));
+    cr_expect_str_eq(sl_tape_error(t), msg);
 }
 
 #endif
