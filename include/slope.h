@@ -228,8 +228,8 @@ sl_var *sl_use(sl_tape *t, sl_param *p);
 
 /* Attributes an op may read. Unused fields are ignored. */
 typedef struct sl_attrs {
-    double alpha;          /* leaky_relu/elu slope, pow exponent */
-    double beta;           /* reserved for ops with a second real parameter */
+    double alpha;          /* leaky_relu/elu slope, pow exponent, clamp's lo */
+    double beta;           /* clamp's hi; for ops with a second real parameter */
     int axis;              /* reductions, softmax: SL_ALL or an axis (negative from the end) */
     int keepdim;           /* reductions: 0 or 1 */
     int mode;              /* gelu: SL_GELU_ERF or SL_GELU_TANH */
@@ -272,16 +272,20 @@ typedef struct sl_op_case {
  *    kink at input value `at`, where its backward rule (and tangent rule)
  *    gives the derivative `slope`, or attrs.alpha when slope_is_alpha
  *    (relu: at 0 slope 0; leaky_relu and elu: at 0 slope alpha; abs: 0).
- *    sl_gradcheck_op adds a case with inputs exactly at `at` and on both
- *    sides: backward at `at` must equal the declared value, and that value
- *    must lie between the one-sided difference quotients there.
+ *    With at_is_bounds the kinks are at attrs.alpha and attrs.beta instead
+ *    (clamp's lo and hi: slope 1 at both), an infinite one being none.
+ *    sl_gradcheck_op adds a case with inputs exactly at each kink and on both
+ *    sides: backward at the kink must equal the declared value, and that
+ *    value must lie between the one-sided difference quotients there.
  *  - ties: a reduction over attrs.axis whose output is one of its inputs
  *    (max, min) and whose tied extrema share the gradient equally;
- *    sl_gradcheck_op adds a case reducing a [3,4] input with ties over axis -1.
+ *    sl_gradcheck_op adds a case reducing a [3,4] input with ties over axis -1
+ *    (tied maxima and tied minima, two and three of them).
  * Both are only for unary ops (sl_op_register refuses them otherwise), and an
  * op that declares one needs a `kinks` text saying the convention in words. */
 typedef struct sl_kink {
     int present;        /* 1: a kink at `at` */
+    int at_is_bounds;   /* ...or (with present) 1: at attrs.alpha and attrs.beta (clamp) */
     double at;          /* where (an input value) */
     double slope;       /* the derivative the rules give exactly at `at`... */
     int slope_is_alpha; /* ...or 1: it is attrs.alpha */
@@ -371,6 +375,11 @@ sl_var *sl_add(sl_tape *t, sl_var *a, sl_var *b);
 sl_var *sl_sub(sl_tape *t, sl_var *a, sl_var *b);
 sl_var *sl_mul(sl_tape *t, sl_var *a, sl_var *b);
 sl_var *sl_div(sl_tape *t, sl_var *a, sl_var *b);
+/* The larger (smaller) of a and b element by element, broadcasting as sl_add
+ * (torch.maximum / minimum). NaN where either is NaN, and there the gradient
+ * of both inputs is NaN; where a == b each input gets half the gradient. */
+sl_var *sl_maximum(sl_tape *t, sl_var *a, sl_var *b);
+sl_var *sl_minimum(sl_tape *t, sl_var *a, sl_var *b);
 sl_var *sl_neg(sl_tape *t, sl_var *x);
 sl_var *sl_exp(sl_tape *t, sl_var *x);
 sl_var *sl_log(sl_tape *t, sl_var *x);
@@ -380,6 +389,11 @@ sl_var *sl_square(sl_tape *t, sl_var *x);
 sl_var *sl_sin(sl_tape *t, sl_var *x);
 sl_var *sl_cos(sl_tape *t, sl_var *x);
 sl_var *sl_pow(sl_tape *t, sl_var *x, double p);
+/* min(max(x, lo), hi); lo = -inf or hi = inf: no bound on that side. The
+ * gradient is 1 where lo <= x <= hi (the bounds included, as PyTorch), else
+ * 0, and 0 at a NaN x (whose output is NaN). A NaN bound or lo > hi is
+ * SL_EARG naming both ("sl_clamp: lo = 1 > hi = 0"), not PyTorch's silent hi. */
+sl_var *sl_clamp(sl_tape *t, sl_var *x, double lo, double hi);
 /* activations */
 sl_var *sl_sigmoid(sl_tape *t, sl_var *x);
 sl_var *sl_tanh(sl_tape *t, sl_var *x);
@@ -405,7 +419,10 @@ sl_var *sl_concat(sl_tape *t, sl_var *a, sl_var *b, int axis);
 /* reductions: axis is SL_ALL or one axis (negative from the end); keepdim 0 or 1 */
 sl_var *sl_sum(sl_tape *t, sl_var *x, int axis, int keepdim);
 sl_var *sl_mean(sl_tape *t, sl_var *x, int axis, int keepdim);
+/* max, min: tied maxima (minima) share the gradient equally; a line holding a
+ * NaN gives NaN, and a NaN gradient along that line (torch.amax / amin) */
 sl_var *sl_max(sl_tape *t, sl_var *x, int axis, int keepdim);
+sl_var *sl_min(sl_tape *t, sl_var *x, int axis, int keepdim);
 sl_var *sl_logsumexp(sl_tape *t, sl_var *x, int axis, int keepdim);
 sl_var *sl_softmax(sl_tape *t, sl_var *x, int axis);
 sl_var *sl_log_softmax(sl_tape *t, sl_var *x, int axis);

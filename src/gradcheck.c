@@ -970,11 +970,13 @@ static const sl_op_case zip_cases[] = {
 
 /* The kink case's input: exactly at the kink (three times) and on both
  * sides, in units of max(1, |at|). The ties case's input: [3,4], reduced
- * over axis -1: two tied maxima, three tied maxima, no tie. */
+ * over axis -1: two tied maxima and two tied minima; three tied maxima and
+ * no tied minimum; no tied maximum and three tied minima. So max and min
+ * each meet two ties, three ties and none. */
 static const double kink_offsets[] = {0.0, -0.7, 0.45, 0.0, 1.3, 0.0, -0.2};
 #define KINK_N NELEM(kink_offsets)
-static const double ties_input[12] = {0.3, 1.2,  -0.5, 1.2,  0.7, 0.7,
-                                      0.7, -1.0, 0.1,  -0.4, 0.9, 0.35};
+static const double ties_input[12] = {-0.5, 1.2,  -0.5, 1.2, 0.7,  0.7,
+                                      0.7,  -1.0, -0.4, 0.9, -0.4, -0.4};
 enum { TIES_ROWS = 3, TIES_COLS = 4 };
 
 /* The op's own cases, before any kink or ties case. */
@@ -1020,9 +1022,44 @@ static int kink_attrs(const sl_op *op, int i, sl_attrs *out) {
     return n;
 }
 
+/* The kinks of op under the attributes a: kink.at, or with at_is_bounds the
+ * finite ones of alpha and beta (clamp's lo and hi). Returns how many there
+ * are and, for i in range, the i-th in *at. */
+static int kinks_under(const sl_op *op, const sl_attrs *a, int i, double *at) {
+    if (!op->kink.at_is_bounds) {
+        if (i == 0) *at = op->kink.at;
+        return 1;
+    }
+    const double bounds[2] = {a->alpha, a->beta};
+    int n = 0;
+    for (int k = 0; k < 2; k++)
+        if (isfinite(bounds[k])) {
+            if (n == i) *at = bounds[k];
+            n++;
+        }
+    return n;
+}
+
+/* The kink cases: each kink under each attribute set (kink_attrs), in order.
+ * Returns how many there are and, for idx in range, the idx-th one's
+ * attributes and point. */
+static int kink_case(const sl_op *op, int idx, sl_attrs *attrs, double *at) {
+    sl_attrs a;
+    const int nsets = kink_attrs(op, -1, &a);
+    int n = 0;
+    for (int set = 0; set < nsets; set++) {
+        kink_attrs(op, set, &a);
+        const int m = kinks_under(op, &a, idx - n, at);
+        if (idx >= n && idx < n + m) *attrs = a;
+        n += m;
+    }
+    return n;
+}
+
 static int kink_ncases(const sl_op *op) {
     sl_attrs unused;
-    return op->arity == 1 && op->kink.present ? kink_attrs(op, -1, &unused) : 0;
+    double unused_at;
+    return op->arity == 1 && op->kink.present ? kink_case(op, -1, &unused, &unused_at) : 0;
 }
 
 static int ties_ncases(const sl_op *op) { return op->arity == 1 && op->kink.ties ? 1 : 0; }
@@ -1110,6 +1147,7 @@ static void shapes_str(char *buf, size_t size, const sl_op *op, const sl_op_case
     if (strstr(sig, "keepdim")) PUT(" keepdim=%d", a->keepdim);
     if (strstr(sig, "alpha")) PUT(" alpha=%g", a->alpha);
     if (strstr(sig, ", p)")) PUT(" p=%g", a->alpha);
+    if (strstr(sig, "lo, hi)")) PUT(" lo=%g hi=%g", a->alpha, a->beta);
     if (strstr(sig, "approx")) PUT(" mode=%d", a->mode);
     if (strstr(sig, "dims)")) {
         char sh[64];
@@ -1277,16 +1315,17 @@ static int close_case(sl_tape *t, int rc, const char *shapes, const settings *s,
     return rc == SL_OK && !one->ok ? SL_EGRAD : rc;
 }
 
-/* The kink case: inputs exactly at op->kink.at and on both sides, under the
- * idx-th attribute set. (i) Backward (and the tangent rule) exactly at the
+/* The kink case: inputs exactly at the idx-th kink (kink_case) and on both
+ * sides, under its attribute set. (i) Backward (and the tangent rule) exactly at the
  * kink give the declared value; (ii) that value lies between the one-sided
  * difference quotients there; then the full check, which accepts the
  * entries at the kink as KINK-OK. */
 static int check_kink_case(const sl_op *op, int idx, int ci, const settings *s,
                            sl_gradcheck_report *r) {
     sl_attrs attrs = {0};
-    kink_attrs(op, idx, &attrs);
-    const double at = op->kink.at, w = fmax(1.0, fabs(at));
+    double at = op->kink.at;
+    kink_case(op, idx, &attrs, &at);
+    const double w = fmax(1.0, fabs(at));
     const double declared = op->kink.slope_is_alpha ? attrs.alpha : op->kink.slope;
     const char *what = op->kink.slope_is_alpha ? "alpha" : "slope";
     double xs[KINK_N], ones[KINK_N], tan_out[KINK_N];

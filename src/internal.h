@@ -478,6 +478,8 @@ extern const sl_op sl__elementwise_ops[];
 extern const int sl__elementwise_nops;
 extern const sl_op sl__activation_ops[];
 extern const int sl__activation_nops;
+extern const sl_op sl__select_ops[];
+extern const int sl__select_nops;
 extern const sl_op sl__linalg_ops[];
 extern const int sl__linalg_nops;
 extern const sl_op sl__reduce_ops[];

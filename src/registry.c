@@ -65,6 +65,7 @@ static const struct {
 } families[] = {
     {sl__elementwise_ops, &sl__elementwise_nops, false},
     {sl__activation_ops, &sl__activation_nops, false},
+    {sl__select_ops, &sl__select_nops, false},
     {sl__linalg_ops, &sl__linalg_nops, true},
     {sl__slice_ops, &sl__slice_nops, true},
     {sl__reduce_ops, &sl__reduce_nops, true},

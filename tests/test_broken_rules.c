@@ -385,6 +385,10 @@ Test(broken_rules, built_in_kinks_are_declared) {
     cr_expect(elu->kink.present && elu->kink.at == 0.0 && elu->kink.slope_is_alpha);
     cr_expect(max->kink.ties && !max->kink.present);
     cr_expect(contains(max->kinks, "shared equally"), "%s", max->kinks);
+    const sl_op *min = sl_op_find("min"), *clamp = sl_op_find("clamp");
+    cr_assert(min && clamp);
+    cr_expect(min->kink.ties && !min->kink.present);
+    cr_expect(clamp->kink.present && clamp->kink.at_is_bounds && clamp->kink.slope == 1.0);
     /* elu's backward at exactly 0 is alpha: what it declares */
     sl_tape *t = sl_tape_new();
     sl_var *x = sl_scalar(t, 0.0, SL_GRAD);
@@ -423,7 +427,7 @@ Test(broken_rules, every_built_in_op_passes_with_its_kink_cases) {
         }
         cr_expect_gt(kink_ok, 0, "%s", op->name);
     }
-    cr_expect_eq(with_kinks, 5, "relu, leaky_relu, abs, elu, max");
+    cr_expect_eq(with_kinks, 7, "relu, leaky_relu, abs, elu, clamp, max, min");
 }
 
 /* max's ties case: tied maxima share the gradient equally - 1/2 and 1/3 -

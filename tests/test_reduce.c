@@ -1,17 +1,19 @@
 /*
- * test_reduce.c - sum, mean, max and logsumexp over every axis (also
+ * test_reduce.c - sum, mean, max, min and logsumexp over every axis (also
  * negative), SL_ALL and keep-dims: output shapes as NumPy gives them, values
  * and seeded gradients against reference loops written here; ties in max
- * share the gradient; logsumexp stays finite for large inputs; bad axes and
- * keepdim values are tape errors that name the op, the axis and the shape.
+ * and min share the gradient (PyTorch's numbers), a NaN poisons its line,
+ * infinities are values like any other; logsumexp stays finite for large
+ * inputs; bad axes and keepdim values are tape errors that name the op, the
+ * axis and the shape; min replays.
  */
 #include "testutil.h"
 
 #include <criterion/criterion.h>
 #include <math.h>
 
-enum { SUM, MEAN, MAX, LSE };
-static const char *const NAMES[] = {"sum", "mean", "max", "logsumexp"};
+enum { SUM, MEAN, MAX, MIN, LSE };
+static const char *const NAMES[] = {"sum", "mean", "max", "min", "logsumexp"};
 
 static sl_var *reduce(sl_tape *t, int op, sl_var *x, int axis, int keepdim) {
     switch (op) {
@@ -21,6 +23,8 @@ static sl_var *reduce(sl_tape *t, int op, sl_var *x, int axis, int keepdim) {
         return sl_mean(t, x, axis, keepdim);
     case MAX:
         return sl_max(t, x, axis, keepdim);
+    case MIN:
+        return sl_min(t, x, axis, keepdim);
     default:
         return sl_logsumexp(t, x, axis, keepdim);
     }
@@ -29,10 +33,11 @@ static sl_var *reduce(sl_tape *t, int op, sl_var *x, int axis, int keepdim) {
 /* Reference: reduce the elements of x (shape d, rank nd) selected by the
  * output position; `sel` lists the flat indices reduced into one output. */
 static double ref_value(int op, const double *x, const size_t *sel, size_t len) {
-    double s = 0, m = -INFINITY;
+    double s = 0, m = -INFINITY, lo = INFINITY;
     for (size_t j = 0; j < len; j++) {
         s += x[sel[j]];
         if (x[sel[j]] > m) m = x[sel[j]];
+        if (x[sel[j]] < lo) lo = x[sel[j]];
     }
     switch (op) {
     case SUM:
@@ -41,6 +46,8 @@ static double ref_value(int op, const double *x, const size_t *sel, size_t len) 
         return s / (double)len;
     case MAX:
         return m;
+    case MIN:
+        return lo;
     default: {
         double e = 0;
         for (size_t j = 0; j < len; j++) e += exp(x[sel[j]] - m);
@@ -49,7 +56,7 @@ static double ref_value(int op, const double *x, const size_t *sel, size_t len) 
     }
 }
 
-/* d out / d x[sel[j]] for the reference (values distinct: max is one-hot) */
+/* d out / d x[sel[j]] for the reference (values distinct: max and min are one-hot) */
 static double ref_slope(int op, const double *x, const size_t *sel, size_t len, size_t j) {
     switch (op) {
     case SUM:
@@ -60,6 +67,12 @@ static double ref_slope(int op, const double *x, const size_t *sel, size_t len, 
         size_t arg = 0;
         for (size_t i = 1; i < len; i++)
             if (x[sel[i]] > x[sel[arg]]) arg = i;
+        return j == arg ? 1.0 : 0.0;
+    }
+    case MIN: {
+        size_t arg = 0;
+        for (size_t i = 1; i < len; i++)
+            if (x[sel[i]] < x[sel[arg]]) arg = i;
         return j == arg ? 1.0 : 0.0;
     }
     default:
@@ -142,7 +155,7 @@ Test(reduce, every_axis_values_and_gradients) {
         int nd;
         const int *dims;
     } shapes[] = {{3, d234}, {4, d2325}, {1, d5}, {2, d41}, {0, NULL}};
-    for (int op = 0; op < 4; op++)
+    for (int op = SUM; op <= LSE; op++)
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
             int nd = shapes[s].nd;
             for (int keep = 0; keep <= 1; keep++) {
@@ -297,6 +310,105 @@ Test(reduce, max_propagates_nan) {
     sl_tape_free(t);
 }
 
+/* torch.amin([[1,5,1],[2,-3,-3]], dim=1).backward([1, 6]) gives
+ * [[0.5,0,0.5],[0,3,3]]: tied minima share the gradient, as max's maxima. */
+Test(reduce, min_ties_share_the_gradient) {
+    sl_tape *t = sl_tape_new();
+    const double X[6] = {1, 5, 1, 2, -3, -3}, G[2] = {1, 6};
+    sl_var *x = sl_input(t, 2, (int[]){2, 3}, X, SL_GRAD);
+    sl_var *y = sl_min(t, x, -1, 1);
+    cr_assert_not_null(y, "%s", sl_tape_error(t));
+    cr_assert_eq(sl_ndim(y), 2);
+    cr_expect(sl_dims(y)[0] == 2 && sl_dims(y)[1] == 1, "keepdim: [2,1]");
+    cr_expect(sl_value(y)[0] == 1.0 && sl_value(y)[1] == -3.0);
+    cr_assert_eq(sl_backward_seed(t, y, G), SL_OK, "%s", sl_tape_error(t));
+    const double want[6] = {0.5, 0, 0.5, 0, 3, 3};
+    for (int i = 0; i < 6; i++) cr_expect_eq(sl_grad(x)[i], want[i], "dx[%d]", i);
+    /* forward mode: the mean of the tied elements' tangents */
+    const double T[6] = {1, 2, 3, 4, 5, 7}, *tans[] = {T};
+    double dy[2];
+    cr_assert_eq(sl_jvp(t, y, 1, &x, tans, dy), SL_OK);
+    cr_expect(dy[0] == 2.0 && dy[1] == 6.0, "tangents %g %g, want 2 and 6", dy[0], dy[1]);
+    /* down the columns (axis 0): [1,5,1] against [2,-3,-3], one minimum each */
+    sl_var *c = sl_min(t, x, 0, 0);
+    sl_zero_grad(t);
+    cr_assert_eq(sl_backward_seed(t, c, (const double[]){1, 2, 3}), SL_OK);
+    const double want_c[6] = {1, 0, 0, 0, 2, 3}, col_min[3] = {1, -3, -3};
+    for (int i = 0; i < 3; i++) cr_expect_eq(sl_value(c)[i], col_min[i]);
+    for (int i = 0; i < 6; i++) cr_expect_eq(sl_grad(x)[i], want_c[i], "axis 0: dx[%d]", i);
+    sl_tape_free(t);
+}
+
+/* A NaN anywhere in a line makes that line's min NaN and its gradient NaN
+ * (torch.amin: [1, nan, -3] gives nan and grads [nan, nan, nan]); infinities
+ * are ordinary values: -inf is the minimum, and two +inf tie. */
+Test(reduce, min_with_nan_and_infinities) {
+    sl_tape *t = sl_tape_new();
+    const double X[9] = {1, NAN, -3, INFINITY, -INFINITY, 0, INFINITY, 2, INFINITY};
+    sl_var *x = sl_input(t, 2, (int[]){3, 3}, X, SL_GRAD);
+    sl_var *y = sl_min(t, x, 1, 0);
+    cr_assert_not_null(y, "%s", sl_tape_error(t));
+    cr_expect(isnan(sl_value(y)[0]));
+    cr_expect_eq(sl_value(y)[1], -INFINITY);
+    cr_expect_eq(sl_value(y)[2], 2.0);
+    cr_assert_eq(sl_backward_seed(t, y, (const double[]){1, 1, 1}), SL_OK);
+    for (int i = 0; i < 3; i++) cr_expect(isnan(sl_grad(x)[i]), "dx[%d] = %g", i, sl_grad(x)[i]);
+    const double rest[6] = {0, 1, 0, 0, 1, 0};
+    for (int i = 0; i < 6; i++) cr_expect_eq(sl_grad(x)[3 + i], rest[i], "dx[%d]", 3 + i);
+    sl_tape_free(t);
+    t = sl_tape_new();
+    x = sl_input(t, 1, (int[]){3}, (const double[]){INFINITY, INFINITY, INFINITY}, SL_GRAD);
+    y = sl_min(t, x, SL_ALL, 0);
+    cr_assert_eq(sl_backward(t, y), SL_OK);
+    cr_expect_eq(sl_item(y), INFINITY);
+    for (int i = 0; i < 3; i++) cr_expect_eq(sl_grad(x)[i], 1.0 / 3.0);
+    sl_tape_free(t);
+}
+
+/* Record, change the leaf, replay + backward: the same as a fresh recording
+ * (the argmin moves from element 2 to element 0). */
+Test(reduce, min_replay_takes_new_leaf_values) {
+    const double before[4] = {3, 1, -2, 5}, after[4] = {-7, 1, -2, -7};
+    sl_tape *t = sl_tape_new();
+    sl_var *x = sl_input(t, 1, (int[]){4}, before, SL_GRAD);
+    sl_var *y = sl_min(t, x, 0, 0);
+    cr_assert_not_null(y);
+    memcpy(sl_leaf_data(x), after, sizeof after);
+    cr_assert_eq(sl_forward(t), SL_OK);
+    sl_zero_grad(t);
+    cr_assert_eq(sl_backward(t, y), SL_OK);
+    sl_tape *f = sl_tape_new();
+    sl_var *xf = sl_input(f, 1, (int[]){4}, after, SL_GRAD);
+    sl_var *yf = sl_min(f, xf, 0, 0);
+    cr_assert_eq(sl_backward(f, yf), SL_OK);
+    cr_expect_eq(sl_item(y), -7.0);
+    cr_expect_eq(sl_item(y), sl_item(yf));
+    const double want[4] = {0.5, 0, 0, 0.5}; /* -7 twice: a tie */
+    for (int i = 0; i < 4; i++) {
+        cr_expect_eq(sl_grad(x)[i], want[i], "dx[%d]", i);
+        cr_expect_eq(sl_grad(x)[i], sl_grad(xf)[i], "dx[%d]", i);
+    }
+    sl_tape_free(f);
+    sl_tape_free(t);
+}
+
+/* A bad axis names sl_min; the error is sticky: later ops record nothing. */
+Test(reduce, min_bad_axis_is_a_sticky_error) {
+    sl_tape *t = sl_tape_new();
+    sl_var *x = sl_input(t, 2, (int[]){2, 3}, NULL, SL_GRAD);
+    cr_expect_null(sl_min(t, x, 2, 0));
+    cr_expect_eq(sl_tape_status(t), SL_EARG);
+    cr_expect_str_eq(sl_tape_error(t), "sl_min: axis 2 out of range for shape [2,3] (rank 2)");
+    cr_expect_null(sl_min(t, x, 0, 0));
+    cr_expect_null(sl_sum(t, x, SL_ALL, 0));
+    cr_expect_str_eq(sl_tape_error(t), "sl_min: axis 2 out of range for shape [2,3] (rank 2)");
+    sl_tape_free(t);
+    t = sl_tape_new();
+    cr_expect_null(sl_min(t, sl_scalar(t, 1.0, 0), -2, 0));
+    cr_expect_str_eq(sl_tape_error(t), "sl_min: axis -2 out of range for shape [] (rank 0)");
+    sl_tape_free(t);
+}
+
 /* PyTorch takes dim 0 and -1 on a 0-d tensor as the whole tensor. */
 Test(reduce, rank0_axis_0_and_minus_1_reduce_everything) {
     for (int op = SUM; op <= LSE; op++)
@@ -329,7 +441,7 @@ Test(reduce, out_of_range_axis_names_op_axis_and_shape) {
         sl_tape_free(t);
     }
     /* every reduction names itself */
-    for (int op = 0; op < 4; op++) {
+    for (int op = SUM; op <= LSE; op++) {
         sl_tape *t = sl_tape_new();
         sl_var *x = sl_input(t, 1, (int[]){4}, NULL, 0);
         cr_expect_null(reduce(t, op, x, 1, 0));
@@ -369,4 +481,60 @@ Test(reduce, chained_reductions) {
     cr_expect_eq(sl_item(y), 7.0);
     for (int i = 0; i < 6; i++) cr_expect(near(sl_grad(x)[i], 1.0 / 3.0, 1e-15, 0));
     sl_tape_free(t);
+}
+
+/* ------------------------------------------- the checker against wrong rules */
+
+/* Lines of a reduction node as (outer, len, inner), from the public API. */
+static void lines_of(const sl_var *out, size_t *outer, size_t *len, size_t *inner) {
+    const sl_var *x = sl_in(out, 0);
+    const int nd = sl_ndim(x), axis = sl_attrs_of(out)->axis;
+    const int ax = axis == SL_ALL || nd == 0 ? -1 : (axis < 0 ? axis + nd : axis);
+    *outer = 1, *len = ax < 0 ? sl_numel(x) : (size_t)sl_dims(x)[ax], *inner = 1;
+    for (int i = 0; ax >= 0 && i < nd; i++)
+        if (i < ax)
+            *outer *= (size_t)sl_dims(x)[i];
+        else if (i > ax)
+            *inner *= (size_t)sl_dims(x)[i];
+}
+/* Two wrong rules for min: on_max, the whole gradient of a line put on its
+ * maximum; else the whole gradient given to every tied minimum. */
+static void min_bwd_wrong(sl_var *out, int on_max) {
+    const sl_var *x = sl_in(out, 0);
+    double *dx = sl_grad_data(x);
+    const double *xv = sl_value(x);
+    size_t outer, len, inner;
+    lines_of(out, &outer, &len, &inner);
+    for (size_t p = 0; dx && p < outer; p++)
+        for (size_t i = 0; i < inner; i++) {
+            const size_t k = p * inner + i, first = p * len * inner + i;
+            size_t best = first;
+            for (size_t e = first; e < first + len * inner; e += inner) {
+                if (!on_max && xv[e] == sl_value(out)[k]) dx[e] += sl_grad(out)[k];
+                if (xv[e] > xv[best]) best = e;
+            }
+            if (on_max) dx[best] += sl_grad(out)[k];
+        }
+}
+static void min_bwd_on_the_max(sl_var *out) { min_bwd_wrong(out, 1); }
+static void min_bwd_ties_to_all(sl_var *out) { min_bwd_wrong(out, 0); }
+static sl_op ok_min, bad_min;
+static void expect_min_caught(const char *as, sl_backward_fn wrong, const char *failed,
+                              const char *says) {
+    sl_gradcheck_report rep;
+    ok_min = *sl_op_find("min"), ok_min.name = "tr_min_ok";
+    cr_assert_eq(sl_op_register(&ok_min), SL_OK, "%s", sl_op_register_error());
+    cr_expect_eq(sl_gradcheck_op(&ok_min, NULL, &rep), SL_OK, "%s", rep.message);
+    bad_min = *sl_op_find("min"), bad_min.name = as, bad_min.backward = wrong;
+    cr_assert_eq(sl_op_register(&bad_min), SL_OK, "%s", sl_op_register_error());
+    cr_expect_eq(sl_gradcheck_op(&bad_min, NULL, &rep), SL_EGRAD, "%s passed", as);
+    cr_expect_str_eq(rep.failed, failed, "%s: %s", as, rep.message);
+    cr_expect(contains(rep.message, says), "%s: %s", as, rep.message);
+}
+Test(reduce, the_checker_catches_min_with_the_gradient_on_the_max) {
+    expect_min_caught("tr_min_on_max", min_bwd_on_the_max, "vjp", "");
+}
+Test(reduce, the_checker_catches_min_ties_given_the_whole_gradient) {
+    expect_min_caught("tr_min_ties_all", min_bwd_ties_to_all, "kink",
+                      "ties are not shared equally: row 0 has 2 tied extrema");
 }

@@ -86,11 +86,12 @@ static sl_var *u_pow(sl_tape *t, sl_var *x, double p) { return sl_pow(t, x, p); 
 static sl_var *u_leaky_relu(sl_tape *t, sl_var *x, double p) { return sl_leaky_relu(t, x, p); }
 static sl_var *u_elu(sl_tape *t, sl_var *x, double p) { return sl_elu(t, x, p); }
 static sl_var *u_gelu(sl_tape *t, sl_var *x, double p) { return sl_gelu(t, x, (int)p); }
+static sl_var *u_clamp(sl_tape *t, sl_var *x, double p) { return sl_clamp(t, x, -p, p); }
 
 typedef struct unary_case {
     const char *name; /* the registered op's name */
     unary_fn f;
-    double p; /* pow's exponent, leaky_relu's and elu's alpha, gelu's mode */
+    double p; /* pow's exponent, leaky_relu's and elu's alpha, gelu's mode, clamp's [-p, p] */
 } unary_case;
 
 static const unary_case UNARY[] = {
@@ -122,6 +123,9 @@ static const unary_case UNARY[] = {
     {"silu", u_silu, 0},
     {"softsign", u_softsign, 0},
     {"log_sigmoid", u_log_sigmoid, 0},
+    {"clamp", u_clamp, 1.0},
+    {"clamp", u_clamp, 0.0},
+    {"clamp", u_clamp, INFINITY},
 };
 #define NUNARY ((int)(sizeof UNARY / sizeof UNARY[0]))
 
@@ -131,18 +135,17 @@ typedef struct binary_case {
 } binary_case;
 
 static const binary_case BINARY[] = {
-    {"add", sl_add},
-    {"sub", sl_sub},
-    {"mul", sl_mul},
-    {"div", sl_div},
+    {"add", sl_add}, {"sub", sl_sub},         {"mul", sl_mul},
+    {"div", sl_div}, {"maximum", sl_maximum}, {"minimum", sl_minimum},
 };
 #define NBINARY ((int)(sizeof BINARY / sizeof BINARY[0]))
 
 /* Names of the custom ops this file registers (skipped by the coverage test). */
 #define OWN_PREFIX "scalar_test_"
 
-/* Every built-in element-wise op (kind MAP or ZIP, plus pow, elu and gelu,
- * which list their own cases) is in the tables above: a new one needs a row. */
+/* Every built-in element-wise op (kind MAP or ZIP, plus pow, elu, gelu and
+ * clamp, which list their own cases) is in the tables above: a new one needs
+ * a row. */
 Test(scalar, tables_cover_every_elementwise_op) {
     int seen = 0;
     for (int i = 0; i < sl_op_count(); i++) {
@@ -151,7 +154,7 @@ Test(scalar, tables_cover_every_elementwise_op) {
         if (strncmp(op->name, OWN_PREFIX, strlen(OWN_PREFIX)) == 0) continue;
         const int elementwise = op->kind == SL_KIND_MAP || op->kind == SL_KIND_ZIP ||
                                 !strcmp(op->name, "pow") || !strcmp(op->name, "elu") ||
-                                !strcmp(op->name, "gelu");
+                                !strcmp(op->name, "gelu") || !strcmp(op->name, "clamp");
         if (!elementwise) continue;
         int found = 0;
         for (int k = 0; k < NUNARY; k++) found |= !strcmp(UNARY[k].name, op->name);
@@ -159,7 +162,7 @@ Test(scalar, tables_cover_every_elementwise_op) {
         cr_expect(found, "element-wise op \"%s\" is not covered by test_scalar.c", op->name);
         seen++;
     }
-    cr_expect_eq(seen, 4 + 19, "4 binary and 19 unary element-wise ops");
+    cr_expect_eq(seen, 6 + 20, "6 binary and 20 unary element-wise ops");
     /* and every table row names a registered op */
     for (int k = 0; k < NUNARY; k++) cr_expect_not_null(sl_op_find(UNARY[k].name));
     for (int k = 0; k < NBINARY; k++) cr_expect_not_null(sl_op_find(BINARY[k].name));

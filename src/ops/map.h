@@ -30,9 +30,9 @@ static inline sl__view sl__axis_view(const sl_var *x, int axis) {
 }
 
 /* Unary element-wise op NAME:  x (any shape) -> out (same shape).
- * FWD computes the output from z (the input element) and alpha (the
- * attribute); BWD computes dL/dz from g (dL/da), z, a (the saved output) and
- * alpha. Both loops are flat and branch-light so the compiler can vectorise.
+ * FWD computes the output from z (the input element) and alpha, beta (the
+ * attributes); BWD computes dL/dz from g (dL/da), z, a (the saved output),
+ * alpha and beta. Both loops are flat and branch-light so the compiler can vectorise.
  * The tangent rule (NAME_jvp) is BWD with g taken from the input's tangent:
  * an element-wise op's Jacobian is diagonal, so forward and reverse mode
  * apply the same derivative. */
@@ -45,8 +45,8 @@ static inline sl__view sl__axis_view(const sl_var *x, int axis) {
     SL__KERNEL static void NAME##_forward(sl_var *out) {                                           \
         const double *x = out->in[0]->val;                                                         \
         double *o = out->val;                                                                      \
-        const double alpha = out->attrs->alpha;                                                    \
-        (void)alpha;                                                                               \
+        const double alpha = out->attrs->alpha, beta = out->attrs->beta;                           \
+        (void)alpha, (void)beta;                                                                   \
         for (size_t i = 0, n = out->n; i < n; i++) {                                               \
             const double z = x[i];                                                                 \
             o[i] = (FWD);                                                                          \
@@ -59,8 +59,8 @@ static inline sl__view sl__axis_view(const sl_var *x, int axis) {
         double *dx = out->in[0]->grad;                                                             \
         if (!dx) return;                                                                           \
         const double *x = out->in[0]->val, *o = out->val, *gr = out->grad;                         \
-        const double alpha = out->attrs->alpha;                                                    \
-        (void)alpha;                                                                               \
+        const double alpha = out->attrs->alpha, beta = out->attrs->beta;                           \
+        (void)alpha, (void)beta;                                                                   \
         for (size_t i = 0, n = out->n; i < n; i++) {                                               \
             const double z = x[i], a = o[i], g = gr[i];                                            \
             (void)z;                                                                               \
@@ -72,8 +72,8 @@ static inline sl__view sl__axis_view(const sl_var *x, int axis) {
     static void NAME##_jvp(sl_var *out) {                                                          \
         const double *x = out->in[0]->val, *o = out->val, *tx = sl__tan(out->in[0]);               \
         double *to = sl__tanbuf(out);                                                              \
-        const double alpha = out->attrs->alpha;                                                    \
-        (void)alpha;                                                                               \
+        const double alpha = out->attrs->alpha, beta = out->attrs->beta;                           \
+        (void)alpha, (void)beta;                                                                   \
         for (size_t i = 0, n = out->n; i < n; i++) {                                               \
             const double z = x[i], a = o[i], g = tx[i];                                            \
             (void)z;                                                                               \

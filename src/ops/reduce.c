@@ -108,7 +108,7 @@ static void weighted_sum_tangent(sl_var *out, int kind) {
                 else if (kind == 1)
                     s += tx[e] * lse_weight(ms, ss, x[e], k); /* logsumexp */
                 else if (x[e] == o[k])
-                    s += tx[e], ties += 1.0; /* max: tie average */
+                    s += tx[e], ties += 1.0; /* max, min: tie average */
             }
             sl__tanbuf(out)[k] = kind == 2 ? (ties > 0 ? s / ties : NAN) : s;
         }
@@ -121,11 +121,14 @@ static void mean_jvp(sl_var *out) {
 }
 static void mean_backward(sl_var *out) { spread(out, 1.0 / (double)view_of(out).len); }
 
-/* max over the axis (NaN propagates);  dx = g / (number of ties) at every
- * element equal to the max, 0 elsewhere: ties share the gradient equally.
- * A line whose max is NaN has no ties (0 of them): its gradient is NaN
- * everywhere, as its tangent is and as torch.amax gives (g * 0 / 0). */
-static void max_forward(sl_var *out) {
+/* max and min over the axis (NaN propagates): one kernel, up = 1 for max, 0
+ * for min. Their backward and tangent rules are one pair (extremum_*): an
+ * element "is the extremum" when it equals the output, whichever way the
+ * comparison went. dx = g / (number of ties) at every element equal to the
+ * output, 0 elsewhere: ties share the gradient equally. A line whose output
+ * is NaN has no ties (0 of them): its gradient is NaN everywhere, as its
+ * tangent is and as torch.amax / torch.amin give (g * 0 / 0). */
+static inline void extremum_forward(sl_var *out, int up) {
     sl__view v = view_of(out);
     const double *x = out->in[0]->val;
     double *o = out->val;
@@ -135,13 +138,15 @@ static void max_forward(sl_var *out) {
             double m = xr[0];
             for (size_t j = 1; j < v.len; j++) {
                 double z = xr[j * v.inner];
-                if (z > m || z != z) m = z;
+                if ((up ? z > m : z < m) || z != z) m = z;
                 if (m != m) break;
             }
             o[p * v.inner + i] = m;
         }
 }
-static void max_backward(sl_var *out) {
+static void max_forward(sl_var *out) { extremum_forward(out, 1); }
+static void min_forward(sl_var *out) { extremum_forward(out, 0); }
+static void extremum_backward(sl_var *out) {
     double *dx = out->in[0]->grad;
     if (!dx) return;
     sl__view v = view_of(out);
@@ -151,7 +156,7 @@ static void max_backward(sl_var *out) {
             size_t base = p * v.len * v.inner + i, k = p * v.inner + i;
             size_t ties = 0;
             for (size_t j = 0; j < v.len; j++) ties += x[base + j * v.inner] == o[k];
-            if (ties == 0) { /* a NaN max: no element equals it */
+            if (ties == 0) { /* a NaN output: no element equals it */
                 for (size_t j = 0; j < v.len; j++)
                     dx[base + j * v.inner] += NAN; /* as the tangent */
                 continue;
@@ -161,7 +166,7 @@ static void max_backward(sl_var *out) {
                 if (x[base + j * v.inner] == o[k]) dx[base + j * v.inner] += share;
         }
 }
-static void max_jvp(sl_var *out) { weighted_sum_tangent(out, 2); }
+static void extremum_jvp(sl_var *out) { weighted_sum_tangent(out, 2); }
 
 /* logsumexp = m + log s, s = sum e^(x-m), m the max (0 when the max is
  * infinite); dx = g * e^(x - m) / s, i.e. g times the softmax of x along the
@@ -217,10 +222,11 @@ static const sl_op_case reduce_cases[] = {
 };
 #define NCASES ((int)(sizeof reduce_cases / sizeof reduce_cases[0]))
 
-#define RED(NAME, F, D, K, DOM, TIES, SAVED)                                                       \
+/* RULES: the prefix of the backward and tangent rules (max and min share theirs). */
+#define RED(NAME, RULES, F, D, K, DOM, TIES, SAVED)                                                \
     {                                                                                              \
         .name = #NAME, .arity = 1, .shape = reduce_shape, .forward = NAME##_forward,               \
-        .backward = NAME##_backward, .jvp = NAME##_jvp, .saved = SAVED,                            \
+        .backward = RULES##_backward, .jvp = RULES##_jvp, .saved = SAVED,                          \
         .signature = "sl_" #NAME "(t, x, axis, keepdim)", .formula = F, .derivative = D,           \
         .kinks = K, .domain = {DOM}, .kind = SL_KIND_CUSTOM, .cases = reduce_cases,                \
         .ncases = NCASES, .kink = {                                                                \
@@ -228,17 +234,22 @@ static const sl_op_case reduce_cases[] = {
         }                                                                                          \
     }
 
-enum { SUM, MEAN, MAX, LOGSUMEXP, NOPS };
+enum { SUM, MEAN, MAX, MIN, LOGSUMEXP, NOPS };
 
 const sl_op sl__reduce_ops[] = {
-    [SUM] = RED(sum, "out = sum_j x_j over the axis", "dx_j = g", NULL, SL_DOMAIN_REAL, 0, NULL),
-    [MEAN] = RED(mean, "out = (1/n) sum_j x_j over the axis", "dx_j = g/n", NULL, SL_DOMAIN_REAL, 0,
-                 NULL),
-    [MAX] = RED(max, "out = max_j x_j over the axis (NaN propagates)",
+    [SUM] =
+        RED(sum, sum, "out = sum_j x_j over the axis", "dx_j = g", NULL, SL_DOMAIN_REAL, 0, NULL),
+    [MEAN] = RED(mean, mean, "out = (1/n) sum_j x_j over the axis", "dx_j = g/n", NULL,
+                 SL_DOMAIN_REAL, 0, NULL),
+    [MAX] = RED(max, extremum, "out = max_j x_j over the axis (NaN propagates)",
                 "dx_j = g/k where x_j = out (k ties), else 0",
                 "ties: the gradient is shared equally among the k maxima (a NaN max: NaN)",
                 SL_DOMAIN_DISTINCT, 1, NULL),
-    [LOGSUMEXP] = RED(logsumexp, "out = m + log s, s = sum_j e^(x_j - m), m = max_j x_j",
+    [MIN] = RED(min, extremum, "out = min_j x_j over the axis (NaN propagates)",
+                "dx_j = g/k where x_j = out (k ties), else 0",
+                "ties: the gradient is shared equally among the k minima (a NaN min: NaN)",
+                SL_DOMAIN_DISTINCT, 1, NULL),
+    [LOGSUMEXP] = RED(logsumexp, logsumexp, "out = m + log s, s = sum_j e^(x_j - m), m = max_j x_j",
                       "dx_j = g e^(x_j - m) / s (the softmax; m and s saved)", NULL, SL_DOMAIN_REAL,
                       0, logsumexp_saved),
 };
@@ -256,6 +267,9 @@ sl_var *sl_mean(sl_tape *t, sl_var *x, int axis, int keepdim) {
 }
 sl_var *sl_max(sl_tape *t, sl_var *x, int axis, int keepdim) {
     return reduce(t, MAX, x, axis, keepdim);
+}
+sl_var *sl_min(sl_tape *t, sl_var *x, int axis, int keepdim) {
+    return reduce(t, MIN, x, axis, keepdim);
 }
 sl_var *sl_logsumexp(sl_tape *t, sl_var *x, int axis, int keepdim) {
     return reduce(t, LOGSUMEXP, x, axis, keepdim);

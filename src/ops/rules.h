@@ -1,10 +1,12 @@
 /*
  * rules.h - the per-element rules of the unary element-wise ops, written
  * once. SL__F_<OP> is the forward expression in z (the input element) and
- * alpha (the attribute); SL__D_<OP> is dL/dz in z, a (the saved output), g
- * (dL/da) and alpha. The tensor kernels (elementwise.c, activation.c, through
- * SL__MAP_OP) and the scalar nodes (scalar.c) expand the same expressions, so
- * a rank-0 node and a one-element tensor give the same bits, kinks included.
+ * alpha, beta (the attributes); SL__D_<OP> is dL/dz in z, a (the saved
+ * output), g (dL/da), alpha and beta. The tensor kernels (elementwise.c,
+ * activation.c, select.c, through SL__MAP_OP) and the scalar nodes (scalar.c)
+ * expand the same expressions, so a rank-0 node and a one-element tensor give
+ * the same bits, kinks included (clamp has no scalar node: a rank-0 input
+ * reaches its tensor kernel through a view).
  * The tangent rule is the derivative applied to the input's tangent (the
  * Jacobian is diagonal), so it is SL__D_<OP> with g the tangent.
  * Where the derivative is written in the output a, the slope comes from what
@@ -100,6 +102,11 @@ static inline double sl__gelu_tanh_slope(double z) {
 /* p = alpha; PyTorch masks p == 0 to a zero gradient (0 * x^-1 would be NaN at 0) */
 #define SL__F_POW pow(z, alpha)
 #define SL__D_POW (alpha == 0.0 ? 0.0 : g * alpha * pow(z, alpha - 1.0))
+/* lo = alpha, hi = beta (lo <= hi, neither NaN: clamp's shape rule);
+ * a = min(max(z, lo), hi), a NaN z stays NaN;  da/dz = 1 for lo <= z <= hi,
+ * the bounds included (as PyTorch), else 0 (NaN z: 0, as PyTorch) */
+#define SL__F_CLAMP (z < alpha ? alpha : (z > beta ? beta : z))
+#define SL__D_CLAMP (alpha <= z && z <= beta ? g : 0.0)
 
 /* activations */
 #define SL__F_SIGMOID sl__sigmoid(z)        /* da/dz = a(1-a): exactly 1/4 at z = 0 */
