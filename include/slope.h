@@ -39,9 +39,9 @@ extern "C" {
 #endif
 
 #define SLOPE_VERSION_MAJOR 0
-#define SLOPE_VERSION_MINOR 2
+#define SLOPE_VERSION_MINOR 3
 #define SLOPE_VERSION_PATCH 0
-#define SLOPE_VERSION_STRING "0.2.0"
+#define SLOPE_VERSION_STRING "0.3.0"
 
 #define SL_MAX_DIMS 4
 #define SL_MAX_INPUTS 3
@@ -494,8 +494,13 @@ typedef struct sl_gradcheck_report {
     double forward;    /* forward mode (JVP); NaN if not checked */
     double numeric;    /* finite differences */
     double abs_err, rel_err;
-    char shapes[128];  /* sl_gradcheck_op: the worst case: input shapes and attributes */
-    char message[512]; /* a sentence naming what failed, or "" */
+    char shapes[128];      /* sl_gradcheck_op: the worst case: input shapes and attributes */
+    char message[512];     /* a sentence naming what failed, or "" */
+    const sl_var *culprit; /* sl_gradcheck, after a rule's verdict: the first op node y
+                              depends on whose rules fail a check of their own at the values
+                              the point gives its inputs (named at the front of message, with
+                              its op and position on the tape); NULL if none does, or if no
+                              rule was blamed */
 } sl_gradcheck_report;
 
 /* Verify the tape's derivatives of y (any shape) with respect to the leaves
@@ -510,7 +515,9 @@ typedef struct sl_gradcheck_report {
  * inputs. An input made by sl_use stands for its parameter: other sl_use
  * leaves of that parameter up to y move with it (two of them as inputs are
  * SL_EARG). Returns SL_OK when every check passes, SL_EGRAD when one fails
- * (report->failed says which, report->message names the worst element), or
+ * (report->failed says which, report->message names the worst element and,
+ * when a rule is to blame, the op node whose rules fail on their own:
+ * report->culprit), or
  * another error; bad arguments and options out of range are SL_EARG with
  * the tape's error naming them. opts and report may be NULL. */
 int sl_gradcheck(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,

@@ -933,11 +933,87 @@ static int gradcheck(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
     return SL_OK;
 }
 
-int sl_gradcheck(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
-                 const sl_gradcheck_opts *opts, sl_gradcheck_report *report) {
+/* One op node checked on its own: a fresh tape (t's allocator), each input a
+ * leaf holding the values v's inputs have now (with SL_GRAD, but labels),
+ * v's op applied with v's attributes, and the checks of sl_gradcheck. Sets
+ * *failed to the verdict's name if it blames a rule ("vjp", "jvp", "kink",
+ * "dot", "order"), else NULL (passed, or the point, "fd"). Returns SL_OK
+ * or the local tape's error. */
+static int check_node_alone(sl_tape *t, const sl_var *v, const sl_gradcheck_opts *opts,
+                            const char **failed) {
+    *failed = NULL;
+    const sl_op *op = sl__op(v);
+    sl_tape *lt = sl_tape_new_with(&t->arena.a);
+    if (!lt) return SL_ENOMEM;
+    sl_var *in[SL_MAX_INPUTS], *gin[SL_MAX_INPUTS];
+    int ngin = 0;
+    for (int k = 0; k < op->arity; k++) {
+        const sl_var *x = sl__in(v, k);
+        const bool labels = op->domain[k] == SL_DOMAIN_LABELS;
+        in[k] = sl_input(lt, sl__ndim(x), sl__dims(x), sl__val(x), labels ? 0 : SL_GRAD);
+        if (in[k] && !labels) gin[ngin++] = in[k];
+    }
+    sl_var *out = sl_apply(lt, op, op->arity, in, sl_attrs_of(v));
+    int rc = sl_tape_status(lt);
+    if (rc == SL_OK && out && ngin > 0) {
+        sl_gradcheck_report lr;
+        rc = gradcheck(lt, out, ngin, gin, opts, &lr); /* not sl_gradcheck: no blame inside */
+        if (rc == SL_EGRAD && strcmp(lr.failed, "fd")) *failed = lr.failed;
+        if (rc == SL_EGRAD) rc = SL_OK;
+    }
+    sl_tape_free(lt);
+    return rc;
+}
+
+/* A check of the whole graph failed on a rule: find which. Every op node y
+ * depends on is checked on its own at the values this point gives its
+ * inputs (check_node_alone), in the order recorded; the first that fails
+ * is named at the front of r->message (its op, id, and source line if
+ * SL_HERE recorded one). Nothing changes if none fails on its own (the
+ * rules are right one by one, e.g. an op the graph uses outside what its
+ * own cases reach), or if a local check cannot run. */
+static void name_the_rule(sl_tape *t, sl_var *y, const sl_gradcheck_opts *opts,
+                          sl_gradcheck_report *r) {
+    const size_t ny = (size_t)sl__id(y) + 1;
+    unsigned char *need = t->arena.a.alloc(ny, t->arena.a.ud);
+    if (!need) return;
+    memset(need, 0, ny);
+    need[ny - 1] = 1;
+    for (size_t i = ny; i-- > 0;) {
+        const sl_var *v = t->nodes[i];
+        if (!need[i] || !sl__op(v)) continue;
+        for (int k = 0; k < sl__arity(v); k++) need[sl__id(sl__in(v, k))] = 1;
+    }
+    for (size_t i = 0; i < ny; i++) {
+        const sl_var *v = t->nodes[i];
+        if (!need[i] || !sl__op(v) || (!sl__is_s(v) && (v->flags & SL__NODE_VIEW))) continue;
+        const char *failed;
+        if (check_node_alone(t, v, opts, &failed) != SL_OK) break;
+        if (!failed) continue;
+        char where[160] = "";
+        if (t->locs && i < t->loc_cap && t->locs[i].file)
+            snprintf(where, sizeof where, ", recorded at %s:%d", t->locs[i].file, t->locs[i].line);
+        char whole[sizeof r->message];
+        memcpy(whole, r->message, sizeof whole);
+        const int len = snprintf(r->message, sizeof r->message,
+                                 "node %zu of the tape (op %s%s) fails a check of its own (%s) "
+                                 "at the values its inputs have here; %s",
+                                 i, sl__op(v)->name, where, failed, whole);
+        if (len >= (int)sizeof r->message) memcpy(r->message + sizeof r->message - 4, "...", 4);
+        r->culprit = v;
+        break;
+    }
+    t->arena.a.free(need, t->arena.a.ud);
+}
+
+/* sl_gradcheck; blame: look for the rule at fault (sl_gradcheck_op checks
+ * one op: it is the only one). */
+static int check_graph(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
+                       const sl_gradcheck_opts *opts, sl_gradcheck_report *report, bool blame) {
     sl_gradcheck_report local;
     sl_gradcheck_report *r = report ? report : &local;
     const int rc = gradcheck(t, y, nin, inputs, opts, r);
+    if (blame && rc == SL_EGRAD && strcmp(r->failed, "fd")) name_the_rule(t, y, opts, r);
     if (rc != SL_OK && rc != SL_EGRAD) { /* an error, not a verdict: no check passed */
         const char *e = t ? sl_tape_error(t) : "sl_gradcheck: t is NULL";
         r->ok = 0;
@@ -945,6 +1021,11 @@ int sl_gradcheck(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
         snprintf(r->message, sizeof r->message, "%s", e ? e : sl_status_str(rc));
     }
     return rc;
+}
+
+int sl_gradcheck(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
+                 const sl_gradcheck_opts *opts, sl_gradcheck_report *report) {
+    return check_graph(t, y, nin, inputs, opts, report, true);
 }
 
 /* ---------------------------------------------------------- every-op check */
@@ -1244,7 +1325,7 @@ static int check_case(const sl_op *op, int ci, const settings *s, sl_gradcheck_r
         case_error(&one, ci, t);
     } else if (ngin > 0) {
         sl_gradcheck_opts o = case_opts(s, s->fast);
-        rc = sl_gradcheck(t, y, ngin, gin, &o, &one);
+        rc = check_graph(t, y, ngin, gin, &o, &one, false);
         if (rc != SL_OK && rc != SL_EGRAD) case_error(&one, ci, t);
     }
     /* map the input index back from "differentiable inputs" to op inputs */
@@ -1300,7 +1381,7 @@ static int full_check_case(sl_tape *t, sl_var *y, sl_var *x, int rc, int ci, con
                            sl_gradcheck_report *one) {
     if (rc == SL_OK && one->ok) {
         sl_gradcheck_opts o = case_opts(s, -1);
-        rc = sl_gradcheck(t, y, 1, &x, &o, one);
+        rc = check_graph(t, y, 1, &x, &o, one, false);
     }
     if (rc != SL_OK && rc != SL_EGRAD) case_error(one, ci, t);
     return rc;

@@ -132,13 +132,21 @@ Test(gradcheck, wrong_rule_in_a_graph_is_caught_and_reported) {
     cr_expect(contains(r.message, a), "the analytic value %s is in \"%s\"", a, r.message);
     /* the tape itself has no error: a failed check is a result, not a fault */
     cr_expect_eq(sl_tape_status(t), SL_OK);
+    /* and the rule at fault is found: of the graph's op nodes, only c's
+     * fails a check of its own (w x 0.1 e^.. are right), named first */
+    cr_expect(r.culprit == c, "culprit %p, the wrong cube is %p", (void *)r.culprit, (void *)c);
+    cr_expect(!strncmp(r.message, "node 2 of the tape (op gc_wrong_cube) fails a check of its own",
+                       strlen("node 2 of the tape (op gc_wrong_cube) fails a check of its own")),
+              "%s", r.message);
     /* a loose tolerance hides the element-wise disagreement, but not the
      * step-free order test: the Taylor remainder shrinks like h, not h^2 */
     sl_gradcheck_opts loose = {.atol = 100.0};
     cr_expect_eq(sl_gradcheck(t, y, 2, in, &loose, &r), SL_EGRAD);
     cr_expect_str_eq(r.failed, "order", "%s", r.message);
+    cr_expect(r.culprit == c, "the order test, with the same options, blames c alone too");
     /* only w: the wrong rule is not on its path, so it passes */
     cr_expect_eq(sl_gradcheck(t, y, 1, in, NULL, &r), SL_OK, "%s", r.message);
+    cr_expect_null(r.culprit);
     sl_tape_free(t);
 }
 
@@ -724,6 +732,7 @@ Test(gradcheck, infinite_derivative_blames_the_point_not_a_rule) {
     y = sl_sum(t, sl_log(t, x), SL_ALL, 0);
     cr_expect_eq(sl_gradcheck(t, y, 1, &x, NULL, &r), SL_EGRAD);
     cr_expect_str_eq(r.failed, "fd", "%s", r.message);
+    cr_expect_null(r.culprit, "fd blames the point, no rule");
     cr_expect_eq(r.worst_elem, 1, "%s", r.message);
     cr_expect(isinf(r.analytic) || isinf(r.forward), "%s", r.message);
     cr_expect(contains(r.message, "the derivative is infinite at input 0 element 1"), "%s",
@@ -1294,6 +1303,7 @@ Test(gradcheck, step_outside_a_checked_domain_is_a_verdict_not_a_tape_error) {
     sl_gradcheck_report r;
     cr_expect_eq(sl_gradcheck(t, y, 1, &p, NULL, &r), SL_EGRAD, "%s", r.message);
     cr_expect_str_eq(r.failed, "fd", "%s", r.message);
+    cr_expect_null(r.culprit, "fd blames the point, no rule");
     cr_expect_eq(r.worst_elem, 1, "%s", r.message);
     cr_expect(strstr(r.message, "not defined") && strstr(r.message, "at a step: ") &&
                   strstr(r.message, "sl_bce") && strstr(r.message, "outside [0, 1]"),
@@ -1365,5 +1375,30 @@ Test(gradcheck, a_mode_mismatch_names_the_modes_test) {
     cr_expect(strstr(r.message, "reverse and forward mode differ by 3e-06") &&
                   !strstr(r.message, "allowed"),
               "%s", r.message);
+    sl_tape_free(t);
+}
+
+/* The rule at fault deep in a graph of scalar and tensor nodes, recorded
+ * with SL_HERE: named with its source line; the right ops around it (and a
+ * node y does not depend on, with the same wrong rule) are not. */
+Test(gradcheck, the_wrong_rule_is_named_with_its_source_line) {
+    sl_tape *t = sl_tape_new();
+    sl_var *x = sl_input(t, 1, (int[]){3}, X0, SL_GRAD);
+    sl_var *unused = sl_apply(t, &wrong_cube, 1, &x, NULL); /* y does not depend on it */
+    sl_var *a = sl_tanh(t, sl_mul(t, x, sl_scalar(t, 0.5, 0)));
+    const int line = __LINE__ + 1;
+    sl_var *b = sl_apply(SL_HERE(t), &wrong_cube, 1, &a, NULL);
+    sl_var *y = sl_sum(t, sl_exp(t, b), SL_ALL, 0);
+    cr_assert_not_null(y, "%s", sl_tape_error(t));
+    cr_assert_not_null(unused);
+    sl_gradcheck_report r;
+    cr_expect_eq(sl_gradcheck(t, y, 1, &x, NULL, &r), SL_EGRAD, "%s", r.message);
+    cr_expect_str_eq(r.failed, "vjp", "%s", r.message);
+    cr_expect(r.culprit == b, "%s", r.message);
+    char where[256];
+    snprintf(where, sizeof where, "(op gc_wrong_cube, recorded at %s:%d) fails a check of its own",
+             __FILE__, line);
+    cr_expect(contains(r.message, where), "want \"%s\" in \"%s\"", where, r.message);
+    cr_expect_eq(sl_tape_status(t), SL_OK);
     sl_tape_free(t);
 }
