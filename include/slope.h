@@ -383,6 +383,12 @@ sl_var *sl_minimum(sl_tape *t, sl_var *a, sl_var *b);
 sl_var *sl_neg(sl_tape *t, sl_var *x);
 sl_var *sl_exp(sl_tape *t, sl_var *x);
 sl_var *sl_log(sl_tape *t, sl_var *x);
+/* log(1 + x) and e^x - 1, keeping the digits log(1 + x) and exp(x) - 1 lose
+ * for tiny x (log1p(1e-10) = 9.9999999995e-11, log(1 + 1e-10) =
+ * 1.00000008e-10). log1p is -inf at -1 and NaN below; its gradient
+ * 1/(1 + x) is +inf at -1. expm1's gradient is its output + 1 (as PyTorch). */
+sl_var *sl_log1p(sl_tape *t, sl_var *x);
+sl_var *sl_expm1(sl_tape *t, sl_var *x);
 sl_var *sl_sqrt(sl_tape *t, sl_var *x);
 sl_var *sl_abs(sl_tape *t, sl_var *x);
 sl_var *sl_square(sl_tape *t, sl_var *x);

@@ -20,6 +20,8 @@ const sl_op *const sl__s_ops[SL__S_NCODES] = {
     [SL__S_NEG] = EW(NEG),
     [SL__S_EXP] = EW(EXP),
     [SL__S_LOG] = EW(LOG),
+    [SL__S_LOG1P] = EW(LOG1P),
+    [SL__S_EXPM1] = EW(EXPM1),
     [SL__S_SQRT] = EW(SQRT),
     [SL__S_ABS] = EW(ABS),
     [SL__S_SQUARE] = EW(SQUARE),
@@ -41,11 +43,11 @@ const sl_op *const sl__s_ops[SL__S_NCODES] = {
 
 /* Family position -> scalar code. */
 static const unsigned char ew_code[SL__EW_NOPS] = {
-    [SL__EW_ADD] = SL__S_ADD,       [SL__EW_SUB] = SL__S_SUB,   [SL__EW_MUL] = SL__S_MUL,
-    [SL__EW_DIV] = SL__S_DIV,       [SL__EW_NEG] = SL__S_NEG,   [SL__EW_EXP] = SL__S_EXP,
-    [SL__EW_LOG] = SL__S_LOG,       [SL__EW_SQRT] = SL__S_SQRT, [SL__EW_ABS] = SL__S_ABS,
-    [SL__EW_SQUARE] = SL__S_SQUARE, [SL__EW_SIN] = SL__S_SIN,   [SL__EW_COS] = SL__S_COS,
-    [SL__EW_POW] = SL__S_POW,
+    [SL__EW_ADD] = SL__S_ADD,       [SL__EW_SUB] = SL__S_SUB,     [SL__EW_MUL] = SL__S_MUL,
+    [SL__EW_DIV] = SL__S_DIV,       [SL__EW_NEG] = SL__S_NEG,     [SL__EW_EXP] = SL__S_EXP,
+    [SL__EW_LOG] = SL__S_LOG,       [SL__EW_SQRT] = SL__S_SQRT,   [SL__EW_ABS] = SL__S_ABS,
+    [SL__EW_SQUARE] = SL__S_SQUARE, [SL__EW_SIN] = SL__S_SIN,     [SL__EW_COS] = SL__S_COS,
+    [SL__EW_POW] = SL__S_POW,       [SL__EW_LOG1P] = SL__S_LOG1P, [SL__EW_EXPM1] = SL__S_EXPM1,
 };
 static const unsigned char act_code[SL__ACT_NOPS] = {
     [SL__ACT_SIGMOID] = SL__S_SIGMOID,   [SL__ACT_TANH] = SL__S_TANH,

@@ -15,6 +15,8 @@
     X(NEG)                                                                                         \
     X(EXP)                                                                                         \
     X(LOG)                                                                                         \
+    X(LOG1P)                                                                                       \
+    X(EXPM1)                                                                                       \
     X(SQRT)                                                                                        \
     X(ABS)                                                                                         \
     X(SQUARE)                                                                                      \

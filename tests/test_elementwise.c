@@ -1,8 +1,10 @@
 /*
  * test_elementwise.c - values and gradients of the arithmetic element-wise
  * ops against libm closed forms, the conventions at kinks and poles
- * (abs'(0) = 0, pow with p = 0, IEEE results of log at 0 and below), and
- * the backward of broadcast binary ops, which sums over the broadcast axes.
+ * (abs'(0) = 0, pow with p = 0, IEEE results of log at 0 and below),
+ * log1p and expm1 at tiny and large z and at their domain edges (series and
+ * torch's numbers), the checker catching their likely wrong rules, and the
+ * backward of broadcast binary ops, which sums over the broadcast axes.
  *
  * Gradients are taken with sl_backward_seed and a seed that is not all ones,
  * so a backward that ignores the incoming gradient g is caught.
@@ -165,6 +167,76 @@ Test(elementwise, log_outside_domain_is_ieee) {
     sl_tape_free(t);
 }
 
+/* log1p and expm1 against references: at tiny z the Taylor series, to the
+ * last digit (where log(1 + z) and exp(z) - 1 keep 8 digits); elsewhere
+ * torch.log1p / torch.expm1 in float64 and their backward (torch 2.x,
+ * printed with repr), the domain edges included: log1p(-1) = -inf with slope
+ * +inf, NaN below -1 (slope 1/(1+z) still finite, as PyTorch), expm1's
+ * overflow to inf and its slope a + 1, which reads 0 once e^z < 2^-54. */
+typedef struct ref1 {
+    double z, a, slope;
+} ref1;
+static void check_refs(sl_var *(*f)(sl_tape *, sl_var *), const char *name, const ref1 *r, int n,
+                       double rtol) {
+    double zs[16], G1[16];
+    for (int i = 0; i < n; i++) zs[i] = r[i].z, G1[i] = 1.0;
+    sl_tape *t = sl_tape_new();
+    sl_var *x = sl_input(t, 1, (int[]){n}, zs, SL_GRAD);
+    sl_var *y = f(t, x);
+    cr_assert_not_null(y, "%s", sl_tape_error(t));
+    cr_assert_eq(sl_backward_seed(t, y, G1), SL_OK, "%s", sl_tape_error(t));
+    for (int i = 0; i < n; i++) {
+        cr_expect(near(sl_value(y)[i], r[i].a, rtol, 0), "%s(%.17g) = %.17g, want %.17g", name,
+                  r[i].z, sl_value(y)[i], r[i].a);
+        cr_expect(near(sl_grad(x)[i], r[i].slope, rtol, 0), "%s'(%.17g) = %.17g, want %.17g", name,
+                  r[i].z, sl_grad(x)[i], r[i].slope);
+    }
+    sl_tape_free(t);
+}
+
+Test(elementwise, log1p_keeps_digits_and_its_domain_edges) {
+    const double e = 1e-10; /* log1p(z) = z - z^2/2 + z^3/3, 1/(1+z) = 1 - z + z^2 */
+    const ref1 series[] = {{e, e - e * e / 2 + e * e * e / 3, 1 - e + e * e},
+                           {-e, -e - e * e / 2 - e * e * e / 3, 1 + e + e * e},
+                           {1e-300, 1e-300, 1.0}};
+    check_refs(sl_log1p, "log1p", series, 3, 2.3e-16); /* 1 ulp */
+    const ref1 torch[] = {
+        {0.5, 0.4054651081081644, 0.6666666666666666},
+        {-0.5, -0.6931471805599453, 2.0},
+        {-0.999, -6.907755278982136, 999.9999999999991},
+        {3.0, 1.3862943611198906, 0.25},
+        {1000000.0, 13.815511557963774, 9.99999000001e-07},
+        {-1.0, -INFINITY, INFINITY},
+        {-2.0, NAN, -1.0},
+        {-40.0, NAN, -0.02564102564102564},
+    };
+    check_refs(sl_log1p, "log1p", torch, 8, 1e-15);
+    /* the digits log(1 + z) loses */
+    cr_expect(fabs(log(1.0 + e) - (e - e * e / 2)) > 1e-18);
+}
+
+Test(elementwise, expm1_keeps_digits_and_its_slope_is_a_plus_1) {
+    const double e = 1e-10; /* expm1(z) = z + z^2/2 + z^3/6, e^z = 1 + z + z^2/2 */
+    const ref1 series[] = {{e, e + e * e / 2 + e * e * e / 6, 1 + e + e * e / 2},
+                           {-e, -e + e * e / 2 - e * e * e / 6, 1 - e + e * e / 2},
+                           {1e-300, 1e-300, 1.0}};
+    check_refs(sl_expm1, "expm1", series, 3, 2.3e-16);
+    const ref1 torch[] = {
+        {0.5, 0.6487212707001282, 1.6487212707001282},
+        {-0.5, -0.3934693402873666, 0.6065306597126334},
+        {3.0, 19.085536923187668, 20.085536923187668},
+        {40.0, 2.3538526683702e+17, 2.3538526683702e+17},
+        {700.0, 1.0142320547350045e+304, 1.0142320547350045e+304},
+        {710.0, INFINITY, INFINITY},
+        {-1.0, -0.6321205588285577, 0.36787944117144233},
+        {-20.0, -0.9999999979388464,
+         2.0611535811454473e-09}, /* e^-20 = 2.0611536224e-09: a + 1 keeps 7 digits */
+        {-40.0, -1.0, 0.0},       /* a rounds to -1: the slope a + 1 is 0, not 4.2e-18 */
+        {-INFINITY, -1.0, 0.0},
+    };
+    check_refs(sl_expm1, "expm1", torch, 10, 1e-15);
+}
+
 /* Same-shape binary ops: values and seeded gradients from the textbook rules. */
 Test(elementwise, binary_values_and_gradients) {
     static const double B[N] = {1.5, -0.5, 2.0, -3.0, 0.25, 4.0, -1.25};
@@ -311,4 +383,33 @@ Test(elementwise, constant_operand_gets_no_gradient) {
     cr_expect_eq(sl_grad(a)[0], 5.0);
     cr_expect_null(sl_grad(c));
     sl_tape_free(t);
+}
+
+/* The checker catches expm1 with the slope a (e^z - 1) instead of a + 1 (e^z),
+ * the mistake the saved-output form invites, and log1p with 1/z (log's) for
+ * 1/(1+z); the built-in rules pass. */
+static void expm1_bwd_a(sl_var *out) {
+    const sl_var *x = sl_in(out, 0);
+    double *dx = sl_grad_data(x);
+    for (size_t i = 0; i < sl_numel(out); i++) dx[i] += sl_grad(out)[i] * sl_value(out)[i];
+}
+static void log1p_bwd_as_log(sl_var *out) {
+    const sl_var *x = sl_in(out, 0);
+    double *dx = sl_grad_data(x);
+    for (size_t i = 0; i < sl_numel(out); i++) dx[i] += sl_grad(out)[i] / sl_value(x)[i];
+}
+/* (sl_gradcheck_op checks an op that is not registered) */
+static void check_caught(const char *name, sl_backward_fn wrong) {
+    const sl_op *builtin = sl_op_find(name);
+    cr_assert_not_null(builtin);
+    sl_gradcheck_report rep;
+    sl_op bad = *builtin;
+    bad.backward = wrong;
+    cr_expect_eq(sl_gradcheck_op(builtin, NULL, &rep), SL_OK, "%s: %s", name, rep.message);
+    cr_expect_eq(sl_gradcheck_op(&bad, NULL, &rep), SL_EGRAD, "%s's wrong rule passed", name);
+    cr_expect_str_eq(rep.failed, "vjp", "%s: %s", name, rep.message);
+}
+Test(elementwise, the_checker_catches_wrong_log1p_and_expm1_rules) {
+    check_caught("expm1", expm1_bwd_a);
+    check_caught("log1p", log1p_bwd_as_log);
 }

@@ -69,6 +69,8 @@ typedef sl_var *(*binary_fn)(sl_tape *t, sl_var *a, sl_var *b);
 U0(neg)
 U0(exp)
 U0(log)
+U0(log1p)
+U0(expm1)
 U0(sqrt)
 U0(abs)
 U0(square)
@@ -98,6 +100,8 @@ static const unary_case UNARY[] = {
     {"neg", u_neg, 0},
     {"exp", u_exp, 0},
     {"log", u_log, 0},
+    {"log1p", u_log1p, 0},
+    {"expm1", u_expm1, 0},
     {"sqrt", u_sqrt, 0},
     {"abs", u_abs, 0},
     {"square", u_square, 0},
@@ -162,7 +166,7 @@ Test(scalar, tables_cover_every_elementwise_op) {
         cr_expect(found, "element-wise op \"%s\" is not covered by test_scalar.c", op->name);
         seen++;
     }
-    cr_expect_eq(seen, 6 + 20, "6 binary and 20 unary element-wise ops");
+    cr_expect_eq(seen, 6 + 22, "6 binary and 22 unary element-wise ops");
     /* and every table row names a registered op */
     for (int k = 0; k < NUNARY; k++) cr_expect_not_null(sl_op_find(UNARY[k].name));
     for (int k = 0; k < NBINARY; k++) cr_expect_not_null(sl_op_find(BINARY[k].name));

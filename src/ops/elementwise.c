@@ -111,6 +111,8 @@ static void exp_forward(sl_var *out) { sl__vexp(out->val, out->in[0]->val, out->
 SL__MAP_RULES(exp, SL__D_EXP)
 static void log_forward(sl_var *out) { sl__vlog(out->val, out->in[0]->val, out->n); }
 SL__MAP_RULES(log, SL__D_LOG)
+SL__MAP_OP(log1p, SL__F_LOG1P, SL__D_LOG1P)
+SL__MAP_OP(expm1, SL__F_EXPM1, SL__D_EXPM1)
 SL__MAP_OP(sqrt, SL__F_SQRT, SL__D_SQRT)
 SL__MAP_OP(abs, SL__F_ABS, SL__D_ABS)
 SL__MAP_OP(square, SL__F_SQUARE, SL__D_SQUARE)
@@ -174,6 +176,14 @@ const sl_op sl__elementwise_ops[] = {
         MAP(log, "sl_log(t, x)", "a = ln z",
             "da/dz = 1/z (+inf at +0, -inf at -0; the value is NaN below 0 and -inf at 0, IEEE)",
             SL_DOMAIN_POSITIVE),
+    /* log1p's check stays in z >= 0.2 (SL_DOMAIN_POSITIVE): REAL or NONZERO
+     * would step past its pole at -1 */
+    [SL__EW_LOG1P] = MAP(log1p, "sl_log1p(t, x)", "a = ln(1 + z), exact for tiny z",
+                         "da/dz = 1/(1+z) (+inf at z = -1; the value is NaN below -1 and -inf at "
+                         "-1, IEEE)",
+                         SL_DOMAIN_POSITIVE),
+    [SL__EW_EXPM1] = MAP(expm1, "sl_expm1(t, x)", "a = e^z - 1, exact for tiny z",
+                         "da/dz = a + 1 (the saved output, as PyTorch)", SL_DOMAIN_REAL),
     [SL__EW_SQRT] = MAP(sqrt, "sl_sqrt(t, x)", "a = sqrt(z)", "da/dz = 1/(2a) (the saved output)",
                         SL_DOMAIN_POSITIVE),
     [SL__EW_ABS] = {.name = "abs",
@@ -232,6 +242,12 @@ sl_var *sl_exp(sl_tape *t, sl_var *x) {
 }
 sl_var *sl_log(sl_tape *t, sl_var *x) {
     return sl__s_apply1(t, &OPS[SL__EW_LOG], SL__S_LOG, x, NULL);
+}
+sl_var *sl_log1p(sl_tape *t, sl_var *x) {
+    return sl__s_apply1(t, &OPS[SL__EW_LOG1P], SL__S_LOG1P, x, NULL);
+}
+sl_var *sl_expm1(sl_tape *t, sl_var *x) {
+    return sl__s_apply1(t, &OPS[SL__EW_EXPM1], SL__S_EXPM1, x, NULL);
 }
 sl_var *sl_sqrt(sl_tape *t, sl_var *x) {
     return sl__s_apply1(t, &OPS[SL__EW_SQRT], SL__S_SQRT, x, NULL);

@@ -89,6 +89,16 @@ static inline double sl__gelu_tanh_slope(double z) {
 #define SL__D_EXP (g * a)                   /* d/dz e^z = e^z: the saved output */
 #define SL__F_LOG log(z)
 #define SL__D_LOG (g / z)                   /* z <= 0 gives NaN / -inf (IEEE) */
+/* log1p keeps the digits of a tiny z that log(1 + z) loses; da/dz = 1/(1+z)
+ * from z (the output form e^-a would need an exp): +inf at z = -1 */
+#define SL__F_LOG1P log1p(z)
+#define SL__D_LOG1P (g / (1.0 + z))
+/* expm1 keeps the digits of a tiny z that exp(z) - 1 loses; da/dz = e^z =
+ * a + 1 from the saved output, as PyTorch. Below z = -ln 2 the sum cancels:
+ * its absolute error stays under 2^-54 |g|, but it is all of e^z once
+ * e^z < 2^-54 (z < -37.4: the slope reads 0) */
+#define SL__F_EXPM1 expm1(z)
+#define SL__D_EXPM1 (g * (a + 1.0))
 #define SL__F_SQRT sqrt(z)
 #define SL__D_SQRT (g * 0.5 / a)            /* 1/(2 sqrt z) from the saved output */
 #define SL__F_ABS fabs(z)
