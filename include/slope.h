@@ -251,6 +251,9 @@ typedef enum sl_domain {
     SL_DOMAIN_UNIT,     /* [0.05, 0.95], e.g. probabilities */
     SL_DOMAIN_DISTINCT, /* real, pairwise at least 0.1 apart (max: no ties) */
     SL_DOMAIN_LABELS,   /* class indices 0..C-1: not differentiated */
+    SL_DOMAIN_MASK,     /* a condition: zeros and non-zeros, both drawn: not differentiated */
+    SL_DOMAIN_INDICES,  /* integers in [0, dims[axis]) of input 0 (attrs.axis), repeats
+                           drawn: not differentiated */
 } sl_domain;
 
 /* How the every-op checks choose shapes for an op. */

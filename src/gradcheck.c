@@ -949,7 +949,7 @@ static int check_node_alone(sl_tape *t, const sl_var *v, const sl_gradcheck_opts
     int ngin = 0;
     for (int k = 0; k < op->arity; k++) {
         const sl_var *x = sl__in(v, k);
-        const bool labels = op->domain[k] == SL_DOMAIN_LABELS;
+        const bool labels = sl__domain_constant(op->domain[k]);
         in[k] = sl_input(lt, sl__ndim(x), sl__dims(x), sl__val(x), labels ? 0 : SL_GRAD);
         if (in[k] && !labels) gin[ngin++] = in[k];
     }
@@ -1194,9 +1194,24 @@ static void fill(sl_rng *rng, sl_domain d, double *v, size_t n, int classes) {
         for (size_t i = 0; i < n; i++) v[i] += 0.1 * sl_rng_uniform(rng);
         break;
     case SL_DOMAIN_LABELS:
+    case SL_DOMAIN_INDICES: /* classes: the length of the axis indexed */
         for (size_t i = 0; i < n; i++)
             v[i] = (double)(sl_rng_next(rng) % (uint64_t)(classes > 0 ? classes : 1));
         break;
+    case SL_DOMAIN_MASK: { /* zeros and non-zeros in turn, shuffled: both branches */
+        const size_t odd = (size_t)(sl_rng_next(rng) % 2); /* a single element: either */
+        for (size_t i = 0; i < n; i++) {
+            const double u = 0.2 + 1.8 * sl_rng_uniform(rng);
+            v[i] = (i + odd) % 2 ? 0.0 : (sl_rng_uniform(rng) < 0.5 ? -u : u);
+        }
+        for (size_t i = n; i > 1; i--) {
+            const size_t j = (size_t)(sl_rng_next(rng) % i);
+            const double tmp = v[i - 1];
+            v[i - 1] = v[j];
+            v[j] = tmp;
+        }
+        break;
+    }
     default: /* SL_DOMAIN_REAL */
         for (size_t i = 0; i < n; i++) v[i] = -2.0 + 4.0 * sl_rng_uniform(rng);
         break;
@@ -1286,6 +1301,16 @@ static void case_error(sl_gradcheck_report *one, int ci, sl_tape *t) {
              sl_tape_error(t) ? sl_tape_error(t) : "error");
 }
 
+/* The bound of the integers a case's constant input holds: for labels, the
+ * number of classes (input 0's last dim); for indices, the length of input
+ * 0's axis attrs.axis. 1 if input 0 has no such dim. */
+static int index_bound(const sl_op_case *c, const sl_attrs *a, sl_domain d) {
+    const int nd = c->shape[0][0];
+    int ax = nd - 1;
+    if (d == SL_DOMAIN_INDICES && !sl__axis(a->axis, nd, &ax)) return 1;
+    return nd > 0 && ax >= 0 && ax < nd ? c->shape[0][1 + ax] : 1;
+}
+
 /* One of the op's own cases on a fresh tape, inputs from its domains. */
 static int check_case(const sl_op *op, int ci, const settings *s, sl_gradcheck_report *r) {
     sl_attrs attrs;
@@ -1300,7 +1325,6 @@ static int check_case(const sl_op *op, int ci, const settings *s, sl_gradcheck_r
     sl_var *in[SL_MAX_INPUTS] = {0}, *gin[SL_MAX_INPUTS] = {0};
     int ngin = 0;
     double data[1024];
-    int classes = c->shape[0][0] > 0 ? c->shape[0][c->shape[0][0]] : 1;
     int rc = SL_OK;
     for (int k = 0; k < op->arity; k++) {
         int nd = c->shape[k][0];
@@ -1312,8 +1336,8 @@ static int check_case(const sl_op *op, int ci, const settings *s, sl_gradcheck_r
             sl_tape_free(t);
             return SL_EARG;
         }
-        fill(&rng, op->domain[k], data, n, classes);
-        int labels = op->domain[k] == SL_DOMAIN_LABELS;
+        fill(&rng, op->domain[k], data, n, index_bound(c, &attrs, op->domain[k]));
+        int labels = sl__domain_constant(op->domain[k]);
         in[k] = sl_input(t, nd, &c->shape[k][1], data, labels ? 0 : SL_GRAD);
         if (!labels && in[k]) gin[ngin++] = in[k];
     }
@@ -1331,7 +1355,7 @@ static int check_case(const sl_op *op, int ci, const settings *s, sl_gradcheck_r
     /* map the input index back from "differentiable inputs" to op inputs */
     if (one.worst_input >= 0)
         for (int k = 0, g = 0; k < op->arity; k++)
-            if (op->domain[k] != SL_DOMAIN_LABELS && g++ == one.worst_input) {
+            if (!sl__domain_constant(op->domain[k]) && g++ == one.worst_input) {
                 one.worst_input = k;
                 break;
             }

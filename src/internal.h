@@ -474,6 +474,12 @@ enum {
     SL__ACT_LOG_SIGMOID,
     SL__ACT_NOPS
 };
+/* Is an input of domain d a constant to the op (labels, a condition,
+ * indices)? It gets no gradient: the gradient checks do not perturb it, and
+ * the reverse sweep does not pass the op's gradient on to it (tape.c). */
+static inline bool sl__domain_constant(sl_domain d) {
+    return d == SL_DOMAIN_LABELS || d == SL_DOMAIN_MASK || d == SL_DOMAIN_INDICES;
+}
 /* Is kind one of sl_op_kind's values? (registration and sl_gradcheck_op) */
 static inline bool sl__kind_ok(sl_op_kind kind) {
     return (int)kind >= SL_KIND_CUSTOM && (int)kind <= SL_KIND_ZIP;

@@ -959,7 +959,12 @@ int sl__sweep(sl_tape *t, sl_var *y, const double *dy, const char *fname) {
                 continue;
             }
             v->op->backward(v);
-            for (int k = 0; k < v->op->arity; k++) SL__FLAGS(v->in[k]) |= SL__NODE_REACHED;
+            /* an input the op takes as a constant (labels, a condition,
+             * indices) is not on a path a gradient takes: as a comparison
+             * cuts PyTorch's graph, its own rule must not run on a zero
+             * gradient (0 * inf is NaN in its inputs) */
+            for (int k = 0; k < v->op->arity; k++)
+                if (!sl__domain_constant(v->op->domain[k])) SL__FLAGS(v->in[k]) |= SL__NODE_REACHED;
         }
         if (check && !grads_finite(t, v, fname)) return t->status;
     }

@@ -404,6 +404,26 @@ Test(loss, cross_entropy_label_changed_before_backward) {
     }
 }
 
+/* Labels computed from a gradient-carrying leaf: the labels read zeros and
+ * nothing flows past them, so sqrt's rule never runs on their zero gradient
+ * (at a label 0 it would put 0 * 1/(2 sqrt 0) = NaN into the leaf). */
+Test(loss, labels_get_no_gradient_and_pass_none_on) {
+    sl_tape *t = sl_tape_new();
+    const double x[] = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6}, lab[] = {0.0, 1.0};
+    sl_var *lx = sl_input(t, 2, (int[]){2, 3}, x, SL_GRAD);
+    sl_var *ll = sl_input(t, 1, (int[]){2}, lab, SL_GRAD);
+    sl_var *k = sl_sqrt(t, ll); /* [0, 1]: still class indices */
+    sl_var *l = sl_cross_entropy(t, lx, k);
+    cr_assert_not_null(l, "%s", sl_tape_error(t));
+    cr_assert_eq(sl_backward(t, l), SL_OK, "%s", sl_tape_error(t));
+    for (int i = 0; i < 2; i++) {
+        cr_expect_eq(sl_grad(ll)[i], 0.0, "dlabels[%d] = %g", i, sl_grad(ll)[i]);
+        cr_expect_eq(sl_grad(k)[i], 0.0);
+    }
+    cr_expect(isfinite(sl_grad(lx)[0]));
+    sl_tape_free(t);
+}
+
 Test(loss, cross_entropy_replay_with_new_labels_matches_closed_form) {
     /* new valid labels (and logits) in the leaves: the loss of the new batch, SL_OK */
     sl_tape *t = sl_tape_new();

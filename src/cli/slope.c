@@ -40,6 +40,10 @@ static const char *domain_name(sl_domain d) {
         return "real, no ties";
     case SL_DOMAIN_LABELS:
         return "class labels";
+    case SL_DOMAIN_MASK:
+        return "condition";
+    case SL_DOMAIN_INDICES:
+        return "indices";
     default:
         return "NONE";
     }
