@@ -403,6 +403,13 @@ sl_var *sl_pow(sl_tape *t, sl_var *x, double p);
  * 0, and 0 at a NaN x (whose output is NaN). A NaN bound or lo > hi is
  * SL_EARG naming both ("sl_clamp: lo = 1 > hi = 0"), not PyTorch's silent hi. */
 sl_var *sl_clamp(sl_tape *t, sl_var *x, double lo, double hi);
+/* cond != 0 ? a : b element by element (torch.where), the three broadcasting
+ * together as NumPy; a NaN cond counts as true (C's != 0). a gets g where
+ * cond holds and b where it does not (summed over broadcast axes); the
+ * branch not taken gets exactly 0, even where it is inf or NaN. cond gets
+ * no gradient: one that carries a gradient (computed from SL_GRAD leaves)
+ * is accepted, reads zeros after sl_backward, and passes nothing on. */
+sl_var *sl_where(sl_tape *t, sl_var *cond, sl_var *a, sl_var *b);
 /* activations */
 sl_var *sl_sigmoid(sl_tape *t, sl_var *x);
 sl_var *sl_tanh(sl_tape *t, sl_var *x);
@@ -425,6 +432,15 @@ sl_var *sl_slice(sl_tape *t, sl_var *x, int axis, int start, int stop);
 /* a and b joined along one axis (torch.cat): equal ranks >= 1, the other
  * dims equal. More than two: join them in turn. */
 sl_var *sl_concat(sl_tape *t, sl_var *a, sl_var *b, int axis);
+/* x's slices idx[0], idx[1], ... along axis, in that order (torch.index_select):
+ * idx is 1-D and holds integer-valued doubles in [0, dims[axis]) (negative
+ * ones are an error, as in PyTorch; repeats are fine), checked when recorded
+ * and again by every sl_forward, sl_backward and sl_jvp (SL_EARG naming the
+ * position, the value and the axis length). The output has x's shape with
+ * dims[axis] = len(idx). x's gradient adds g back at each index (a repeated
+ * index accumulates); idx gets none. An embedding lookup is
+ * sl_index_select(t, table [V,D], 0, ids [N]) -> [N,D]. */
+sl_var *sl_index_select(sl_tape *t, sl_var *x, int axis, sl_var *idx);
 /* reductions: axis is SL_ALL or one axis (negative from the end); keepdim 0 or 1 */
 sl_var *sl_sum(sl_tape *t, sl_var *x, int axis, int keepdim);
 sl_var *sl_mean(sl_tape *t, sl_var *x, int axis, int keepdim);

@@ -496,6 +496,8 @@ extern const sl_op sl__reduce_ops[];
 extern const int sl__reduce_nops;
 extern const sl_op sl__slice_ops[];
 extern const int sl__slice_nops;
+extern const sl_op sl__index_ops[];
+extern const int sl__index_nops;
 extern const sl_op sl__softmax_ops[];
 extern const int sl__softmax_nops;
 /* Is op one of the built-in ops that are not element-wise (matrix products,

@@ -68,6 +68,7 @@ static const struct {
     {sl__select_ops, &sl__select_nops, false},
     {sl__linalg_ops, &sl__linalg_nops, true},
     {sl__slice_ops, &sl__slice_nops, true},
+    {sl__index_ops, &sl__index_nops, true},
     {sl__reduce_ops, &sl__reduce_nops, true},
     {sl__softmax_ops, &sl__softmax_nops, true},
     {sl__loss_ops, &sl__loss_nops, true},

@@ -139,10 +139,15 @@ int sl__shape_bcast(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_att
     }
     for (int k = 1; k < op->arity; k++) {
         if (!sl__broadcast(nd, d, in[k]->ndim, in[k]->dims, &nd, d)) {
-            char s0[64], s1[64];
-            return sl__fail(t, SL_ESHAPE, "sl_%s: shapes do not broadcast: %s and %s", op->name,
-                            sl__shape_str(s0, in[0]->ndim, in[0]->dims),
-                            sl__shape_str(s1, in[k]->ndim, in[k]->dims));
+            char s0[64], s1[64], s2[64];
+            sl__shape_str(s0, in[0]->ndim, in[0]->dims);
+            sl__shape_str(s1, in[1]->ndim, in[1]->dims);
+            if (op->arity == 2)
+                return sl__fail(t, SL_ESHAPE, "sl_%s: shapes do not broadcast: %s and %s", op->name,
+                                s0, s1);
+            /* three: the pair that fails may be any, so name them all */
+            return sl__fail(t, SL_ESHAPE, "sl_%s: shapes do not broadcast: %s, %s and %s", op->name,
+                            s0, s1, sl__shape_str(s2, in[2]->ndim, in[2]->dims));
         }
     }
     *ndim = nd;

@@ -7,7 +7,8 @@
  *    without a leak sanitizer (requests above 64 GiB fail as well);
  *  - a closeness predicate for doubles (relative + absolute tolerance);
  *  - a row-major walk over the multi-indices of a shape;
- *  - the check of an op that must fail with a sticky error.
+ *  - the check of an op that must fail with a sticky error;
+ *  - the check that the gradient checker catches a wrong backward rule.
  */
 #ifndef SLOPE_TESTUTIL_H
 #define SLOPE_TESTUTIL_H
@@ -84,6 +85,23 @@ static inline void expect_tape_error(sl_var *r, sl_tape *t, int status, const ch
     cr_expect_null(r);
     cr_expect_eq(sl_tape_status(t), status, "%s", sl_tape_error(t));
     cr_expect_str_eq(sl_tape_error(t), msg);
+}
+
+/* The gradient check passes built-in op `name` and fails (SL_EGRAD, blaming
+ * the reverse-mode rule) a copy of it with backward rule `wrong`, both on
+ * `cases` (NULL: the op's own). sl_gradcheck_op needs no registration. */
+static inline void expect_checker_catches(const char *name, const sl_op_case *cases, int ncases,
+                                          sl_backward_fn wrong) {
+    const sl_op *builtin = sl_op_find(name);
+    cr_assert_not_null(builtin, "%s is registered", name);
+    sl_op ok = *builtin;
+    if (cases) ok.cases = cases, ok.ncases = ncases;
+    sl_op bad = ok;
+    bad.backward = wrong;
+    sl_gradcheck_report rep;
+    cr_expect_eq(sl_gradcheck_op(&ok, NULL, &rep), SL_OK, "%s: %s", name, rep.message);
+    cr_expect_eq(sl_gradcheck_op(&bad, NULL, &rep), SL_EGRAD, "%s's wrong rule passed", name);
+    cr_expect_str_eq(rep.failed, "vjp", "%s: %s", name, rep.message);
 }
 
 #endif

@@ -149,4 +149,43 @@ static inline sl__view sl__axis_view(const sl_var *x, int axis) {
         }                                                                                          \
     } while (0)
 
+/* Run BODY once per element k of out = f(in[0], in[1], in[2]) with i0, i1,
+ * i2 the matching (broadcast) element indices of the three inputs, as
+ * SL__ZIP_LOOP does for two: equal shapes take the flat path; otherwise
+ * each input is walked through its broadcast strides (sl__bcast_strides: 0
+ * along an axis it is broadcast on), the innermost axis in one loop. Loop
+ * counters are p0..p3, so BODY may use i0..i2 and k freely. */
+#define SL__ZIP3_LOOP(out, BODY)                                                                   \
+    do {                                                                                           \
+        const sl_var *const *in_ = (const sl_var *const *)(out)->in;                               \
+        const size_t n_ = (out)->n;                                                                \
+        if (in_[0]->n == n_ && in_[1]->n == n_ && in_[2]->n == n_) {                               \
+            for (size_t k = 0; k < n_; k++) {                                                      \
+                const size_t i0 = k, i1 = k, i2 = k;                                               \
+                (void)i0, (void)i1, (void)i2;                                                      \
+                BODY;                                                                              \
+            }                                                                                      \
+        } else {                                                                                   \
+            size_t s_[3][SL_MAX_DIMS];                                                             \
+            int d_[SL_MAX_DIMS];                                                                   \
+            for (int j_ = 0; j_ < 3; j_++)                                                         \
+                sl__bcast_strides((out)->ndim, (out)->dims, in_[j_]->ndim, in_[j_]->dims, s_[j_],  \
+                                  d_);                                                             \
+            size_t k = 0;                                                                          \
+            for (size_t p0 = 0; p0 < (size_t)d_[0]; p0++)                                          \
+                for (size_t p1 = 0; p1 < (size_t)d_[1]; p1++)                                      \
+                    for (size_t p2 = 0; p2 < (size_t)d_[2]; p2++) {                                \
+                        size_t b_[3];                                                              \
+                        for (int j_ = 0; j_ < 3; j_++)                                             \
+                            b_[j_] = p0 * s_[j_][0] + p1 * s_[j_][1] + p2 * s_[j_][2];             \
+                        for (size_t p3 = 0; p3 < (size_t)d_[3]; p3++, k++) {                       \
+                            const size_t i0 = b_[0] + p3 * s_[0][3], i1 = b_[1] + p3 * s_[1][3],   \
+                                         i2 = b_[2] + p3 * s_[2][3];                               \
+                            (void)i0, (void)i1, (void)i2;                                          \
+                            BODY;                                                                  \
+                        }                                                                          \
+                    }                                                                              \
+        }                                                                                          \
+    } while (0)
+
 #endif
