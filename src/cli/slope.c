@@ -89,14 +89,19 @@ static int check_args(const char *cmd, int argc, char **argv, int max, const cha
     return 0;
 }
 
+/* errno of a write to stdout that failed before the end (output longer than
+ * stdout's buffer), as cmd_ops saw it at once: the stream then drops its
+ * buffer, so the final flush has nothing to write and no errno to give. */
+static int write_errno;
+
 /* The exit status: `rc`, or 3 after a message on stderr if anything written
  * to stdout was lost. Buffered output fails only when flushed, so this
  * flushes first; ferror() also catches a write that failed earlier, whose
- * errno may be gone by now. */
+ * errno may be gone by now (unless write_errno kept it). */
 static int finish(int rc) {
     errno = 0;
     if (fflush(stdout) != 0 || ferror(stdout)) {
-        int e = errno;
+        int e = errno ? errno : write_errno;
         fprintf(stderr, "slope: cannot write the standard output: %s\n",
                 e ? strerror(e) : "write error");
         return 3;
@@ -136,6 +141,10 @@ static int cmd_ops(int markdown) {
         } else {
             printf("%-14s %-34s %s\n%14s %-34s %s\n", op->name, op->signature ? op->signature : "?",
                    op->formula ? op->formula : "?", "", "", op->derivative ? op->derivative : "?");
+        }
+        if (ferror(stdout)) { /* the rest would be lost too */
+            write_errno = errno;
+            break;
         }
     }
     return 0;
