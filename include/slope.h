@@ -233,8 +233,8 @@ typedef struct sl_attrs {
     int axis;              /* reductions, softmax: SL_ALL or an axis (negative from the end) */
     int keepdim;           /* reductions: 0 or 1 */
     int mode;              /* gelu: SL_GELU_ERF or SL_GELU_TANH */
-    int ndim;              /* reshape: target rank ... */
-    int dims[SL_MAX_DIMS]; /* ... and dims (one may be -1: inferred) */
+    int ndim;              /* reshape: target rank; permute: perm's length ... */
+    int dims[SL_MAX_DIMS]; /* ... and dims (one may be -1: inferred); permute: perm */
     int start, stop;       /* slice: [start, stop) along axis (negative: from the end) */
 } sl_attrs;
 
@@ -422,8 +422,20 @@ sl_var *sl_log_sigmoid(sl_tape *t, sl_var *x);
 sl_var *sl_elu(sl_tape *t, sl_var *x, double alpha);
 sl_var *sl_gelu(sl_tape *t, sl_var *x, int approx);
 /* linear algebra and shape */
-sl_var *sl_matmul(sl_tape *t, sl_var *a, sl_var *b); /* [m,k] x [k,n] */
-sl_var *sl_transpose(sl_tape *t, sl_var *x);         /* 2-D */
+/* [m,k] x [k,n] -> [m,n], or batched as torch.matmul: a [...,m,k] x b [...,k,n]
+ * -> [...,m,n], the batch dims (all but the last two) broadcast as NumPy (a
+ * [2,1,m,k] x b [3,k,n] -> [2,3,m,n]). Rank 0 or 1 is SL_ESHAPE, as are inner
+ * dims that differ and batch dims that do not broadcast (naming both shapes). */
+sl_var *sl_matmul(sl_tape *t, sl_var *a, sl_var *b);
+/* The last two axes swapped (torch's x.mT): [m,n] -> [n,m], [...,m,n] ->
+ * [...,n,m]. Rank 0 or 1 is SL_ESHAPE. */
+sl_var *sl_transpose(sl_tape *t, sl_var *x);
+/* x with its axes reordered (torch.permute): out.dims[i] = x.dims[perm[i]].
+ * perm holds sl_ndim(x) entries (one, 0, for a rank-0 x), a permutation of
+ * 0..rank-1 where a negative entry counts from the end; a repeated or
+ * out-of-range axis is SL_EARG naming perm and the shape. perm is copied
+ * (into the node's sl_attrs: ndim = its length, dims = its entries). */
+sl_var *sl_permute(sl_tape *t, sl_var *x, const int *perm);
 sl_var *sl_reshape(sl_tape *t, sl_var *x, int ndim, const int *dims);
 /* x[..., start:stop, ...] along one axis: indices as Python's (negative ones
  * count from the end), but one outside the axis or an empty slice is an error

@@ -1249,6 +1249,10 @@ static void shapes_str(char *buf, size_t size, const sl_op *op, const sl_op_case
         char sh[64];
         PUT(" to %s", sl__shape_str(sh, a->ndim, a->dims));
     }
+    if (strstr(sig, "perm)")) {
+        char sh[64];
+        PUT(" perm=%s", sl__shape_str(sh, a->ndim, a->dims));
+    }
 #undef PUT
 }
 
