@@ -5,7 +5,9 @@
  * same way): wrong sign, wrong factor, off by 1e-4 relative (which a
  * tolerance of 1e-3 lets through), a missing broadcast reduction, a wrong
  * kink convention, a declared kink slope outside the one-sided slopes, a
- * wrong tangent rule, and rules that only the dot-product test sees. Each
+ * wrong tangent rule, rules that only the dot-product test sees, a batched
+ * matmul that does not sum over broadcast batches or reads the wrong batch's
+ * matrix, and a permute whose backward applies perm, not its inverse. Each
  * must be caught with SL_EGRAD, and report.failed must name the check that
  * determined it. Then the other side: every built-in op passes, its kink
  * and ties cases included, with the conventions DESIGN.md states.
@@ -518,4 +520,161 @@ Test(broken_rules, ties_not_shared_equally) {
     expect_caught(&firstmax_op, "kink", &r);
     cr_expect(contains(r.message, "ties are not shared equally: row 0 has 2 tied extrema"), "%s",
               r.message);
+}
+
+/* -------------------------------------------- batched matmul and permute */
+
+/* Copies of the built-in matmul and permute (shape rule, forward, tangent
+ * rule) with a backward rule written here and broken: the checker must
+ * blame the backward ("vjp"). */
+
+/* The offset (in matrices) of the matrix of x (an input of the batched
+ * product out) that out's batch matrix o reads: batch dims right-aligned, a
+ * dim of 1 broadcast. */
+static size_t bmm_block(const sl_var *out, const sl_var *x, size_t o) {
+    const int nbo = sl_ndim(out) - 2, nbx = sl_ndim(x) - 2;
+    const int *od = sl_dims(out), *xd = sl_dims(x);
+    size_t off = 0, stride = 1;
+    for (int i = nbo - 1; i >= 0; i--) {
+        const size_t idx = o % (size_t)od[i];
+        o /= (size_t)od[i];
+        const int xi = i - (nbo - nbx);
+        if (xi < 0) continue;
+        if (xd[xi] != 1) off += idx * stride;
+        stride *= (size_t)xd[xi];
+    }
+    return off;
+}
+
+/* da += g.b^T and db += a^T.g per batch matrix, wrong in one of two ways:
+ * no_sum: only the first batches (as many as the input has matrices) add to
+ * its gradient, so a matrix shared by several batches misses the rest;
+ * first_block: da reads b's first matrix and db a's first, whatever the batch. */
+static void bmm_bwd(sl_var *out, int no_sum, int first_block) {
+    const sl_var *a = sl_in(out, 0), *b = sl_in(out, 1);
+    const int m = sl_dims(a)[sl_ndim(a) - 2], k = sl_dims(a)[sl_ndim(a) - 1],
+              n = sl_dims(b)[sl_ndim(b) - 1];
+    const size_t mk = (size_t)(m * k), kn = (size_t)(k * n), mn = (size_t)(m * n);
+    const size_t nout = sl_numel(out) / mn, na = sl_numel(a) / mk, nb = sl_numel(b) / kn;
+    double *da = sl_grad_data(a), *db = sl_grad_data(b);
+    const double *A = sl_value(a), *B = sl_value(b), *G = sl_grad(out);
+    for (size_t o = 0; o < nout; o++) {
+        const size_t ia = bmm_block(out, a, o), ib = bmm_block(out, b, o);
+        const size_t rb = first_block ? 0 : ib, ra = first_block ? 0 : ia;
+        const double *g = G + o * mn;
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++)
+                for (int p = 0; p < k; p++) {
+                    if (da && !(no_sum && o >= na))
+                        da[ia * mk + (size_t)(i * k + p)] +=
+                            g[i * n + j] * B[rb * kn + (size_t)(p * n + j)];
+                    if (db && !(no_sum && o >= nb))
+                        db[ib * kn + (size_t)(p * n + j)] +=
+                            A[ra * mk + (size_t)(i * k + p)] * g[i * n + j];
+                }
+    }
+}
+static void bmm_bwd_no_sum(sl_var *out) { bmm_bwd(out, 1, 0); }
+static void bmm_bwd_first_block(sl_var *out) { bmm_bwd(out, 0, 1); }
+
+static const sl_op_case bmm_cases[] = {
+    {.shape = {{2, 2, 3}, {2, 3, 4}}},          /* 1: 2-D, one batch: both rules are right */
+    {.shape = {{3, 2, 2, 3}, {3, 2, 3, 4}}},    /* 2: equal batches: no_sum is right */
+    {.shape = {{3, 3, 2, 3}, {2, 3, 2}}},       /* 3: b shared by 3 batches */
+    {.shape = {{2, 2, 3}, {3, 3, 3, 2}}},       /* 4: a shared by 3 batches */
+    {.shape = {{4, 2, 1, 2, 3}, {3, 3, 3, 2}}}, /* 5: both broadcast, [2,3] batches */
+};
+static sl_op bmm_no_sum_op, bmm_first_block_op; /* filled from the built-in matmul */
+
+static const sl_op *broken_matmul(sl_op *op, const char *name, sl_backward_fn bwd) {
+    *op = *sl_op_find("matmul");
+    op->name = name;
+    op->backward = bwd;
+    op->derivative = "deliberately broken";
+    op->cases = bmm_cases;
+    op->ncases = 5;
+    return op;
+}
+
+Test(broken_rules, batched_matmul_that_forgets_to_sum_over_broadcast_batches) {
+    const sl_op *op = broken_matmul(&bmm_no_sum_op, "br_bmm_no_sum", bmm_bwd_no_sum);
+    sl_gradcheck_report r;
+    for (int c = 1; c <= 2; c++) {
+        sl_gradcheck_opts o = {.case_index = c};
+        cr_expect_eq(sl_gradcheck_op(op, &o, &r), SL_OK, "case %d: nothing broadcast: %s", c,
+                     r.message);
+    }
+    static const int worst_input[] = {0, 0, 1, 0, -1}; /* -1: either */
+    for (int c = 3; c <= 5; c++) {
+        sl_gradcheck_opts o = {.case_index = c};
+        cr_expect_eq(sl_gradcheck_op(op, &o, &r), SL_EGRAD, "case %d: %s", c, r.message);
+        cr_expect_str_eq(r.failed, "vjp", "case %d: %s", c, r.message);
+        if (worst_input[c - 1] >= 0)
+            cr_expect_eq(r.worst_input, worst_input[c - 1], "case %d: the shared input: %s", c,
+                         r.message);
+    }
+    expect_caught(op, "vjp", &r);
+}
+
+Test(broken_rules, batched_matmul_that_reads_the_wrong_batch_block) {
+    const sl_op *op = broken_matmul(&bmm_first_block_op, "br_bmm_first_block", bmm_bwd_first_block);
+    sl_gradcheck_report r;
+    sl_gradcheck_opts o = {.case_index = 1};
+    cr_expect_eq(sl_gradcheck_op(op, &o, &r), SL_OK, "one batch: %s", r.message);
+    o.case_index = 2;
+    cr_expect_eq(sl_gradcheck_op(op, &o, &r), SL_EGRAD, "equal batches: %s", r.message);
+    cr_expect_str_eq(r.failed, "vjp", "%s", r.message);
+    expect_caught(op, "vjp", &r);
+}
+
+/* (wrong) dx = permute(g, perm) written over dx, where permute(g, inverse
+ * of perm) is right: the two agree only when perm is its own inverse. */
+static void perm_bwd_not_inverted(sl_var *out) {
+    const sl_var *x = sl_in(out, 0);
+    double *dx = sl_grad_data(x);
+    if (!dx) return;
+    const int r = sl_ndim(out), *gd = sl_dims(out);
+    int p[4] = {0}, wd[4] = {0}, wi[4] = {0};
+    size_t gs[4] = {0}, s = 1;
+    for (int i = r - 1; i >= 0; i--) gs[i] = s, s *= (size_t)gd[i];
+    for (int i = 0; i < r; i++) {
+        p[i] = sl_attrs_of(out)->dims[i] < 0 ? sl_attrs_of(out)->dims[i] + r
+                                             : sl_attrs_of(out)->dims[i];
+        wd[i] = gd[p[i]];
+    }
+    size_t k = 0;
+    do { /* element wi of permute(g, perm) is g at the index q with q[p[i]] = wi[i] */
+        size_t off = 0;
+        for (int i = 0; i < r; i++) off += (size_t)wi[i] * gs[p[i]];
+        dx[k++] += sl_grad(out)[off];
+    } while (next_index(r, wd, wi));
+}
+
+static const sl_op_case perm_cases[] = {
+    {{{3, 2, 3, 4}}, {.ndim = 3, .dims = {1, 0, 2}}}, /* its own inverse */
+    {{{2, 3, 2}}, {.ndim = 2, .dims = {-1, 0}}},      /* the same */
+    {{{3, 2, 3, 4}}, {.ndim = 3, .dims = {1, 2, 0}}}, /* inverse {2,0,1} */
+    {{{4, 2, 3, 1, 2}}, {.ndim = 4, .dims = {2, 3, 1, 0}}},
+};
+static sl_op perm_op;
+
+Test(broken_rules, permute_whose_backward_applies_perm_not_its_inverse) {
+    perm_op = *sl_op_find("permute");
+    perm_op.name = "br_permute_not_inverted";
+    perm_op.backward = perm_bwd_not_inverted;
+    perm_op.derivative = "(wrong) dx = g permuted by perm";
+    perm_op.cases = perm_cases;
+    perm_op.ncases = 4;
+    sl_gradcheck_report r;
+    sl_gradcheck_opts o = {.case_index = 1};
+    cr_expect_eq(sl_gradcheck_op(&perm_op, &o, &r), SL_OK, "involutive: %s", r.message);
+    o.case_index = 2;
+    cr_expect_eq(sl_gradcheck_op(&perm_op, &o, &r), SL_OK, "involutive: %s", r.message);
+    for (o.case_index = 3; o.case_index <= 4; o.case_index++) {
+        cr_expect_eq(sl_gradcheck_op(&perm_op, &o, &r), SL_EGRAD, "case %d: %s", o.case_index,
+                     r.message);
+        cr_expect_str_eq(r.failed, "vjp", "%s", r.message);
+    }
+    expect_caught(&perm_op, "vjp", &r);
+    cr_expect(contains(r.message, "perm=[1,2,0]"), "the case is named: %s", r.message);
 }
