@@ -27,17 +27,6 @@ static double ref_part(double x, double y, double g) {
 static double ref_max(double a, double b) { return isnan(a) || isnan(b) ? NAN : (a >= b ? a : b); }
 static double ref_min(double a, double b) { return isnan(a) || isnan(b) ? NAN : (a <= b ? a : b); }
 
-/* flat index of out's multi-index idx in an input of rank nin right-aligned
- * against out's rank nd, its size-1 axes broadcast */
-static size_t bcast_flat(int nd, const int *idx, int nin, const int *din) {
-    size_t f = 0;
-    for (int i = 0; i < nin; i++) {
-        const int oi = idx[nd - nin + i];
-        f = f * (size_t)din[i] + (size_t)(din[i] == 1 ? 0 : oi);
-    }
-    return f;
-}
-
 /* maximum (up = 1) or minimum (up = 0) of A (na, da) and B (nb, db), whose
  * broadcast shape is (nd, od): value, seeded gradients and tangents against
  * the references, element by element. */

@@ -6,7 +6,8 @@
  *    tracks live blocks, so fault tests can prove that nothing leaks even
  *    without a leak sanitizer (requests above 64 GiB fail as well);
  *  - a closeness predicate for doubles (relative + absolute tolerance);
- *  - a row-major walk over the multi-indices of a shape;
+ *  - a row-major walk over the multi-indices of a shape, and the flat index
+ *    such a multi-index reads in a broadcast input;
  *  - the check of an op that must fail with a sticky error;
  *  - the check that the gradient checker catches a wrong backward rule.
  */
@@ -77,6 +78,17 @@ static inline int next_index(int ndim, const int *dims, int *idx) {
         idx[i] = 0;
     }
     return 0;
+}
+
+/* The flat index of out's multi-index idx (rank nd) in an input of rank nin
+ * (dims din) right-aligned against it, its size-1 axes broadcast. */
+static inline size_t bcast_flat(int nd, const int *idx, int nin, const int *din) {
+    size_t f = 0;
+    for (int i = 0; i < nin; i++) {
+        const int oi = idx[nd - nin + i];
+        f = f * (size_t)din[i] + (size_t)(din[i] == 1 ? 0 : oi);
+    }
+    return f;
 }
 
 /* An op's result r that must be an error: NULL, the tape's status and its
