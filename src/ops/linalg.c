@@ -42,13 +42,13 @@ static int matmul_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const sl
     return SL_OK;
 }
 
-/* A batched product as nb products (m,k).(k,n): out's matrix o reads a's
- * matrix and b's matrix that mm_pair gives (broadcast strides, counted in
- * matrices). When b is one matrix for all and a is not broadcast (x [B,T,d]
- * . W [d,e], the common case), a's batch folds into its rows: one product
- * (nb*m,k).(k,n), nb = 1. */
+/* A batched product as `count` products (m,k).(k,n): out's matrix o reads
+ * a's matrix and b's matrix that mm_pair gives (broadcast strides, counted
+ * in matrices). When b is one matrix for all and a is not broadcast (x
+ * [B,T,d] . W [d,e], the common case), a's batch folds into its rows: one
+ * product (count*m,k).(k,n), count = 1. */
 typedef struct mm_batch {
-    size_t m, k, n, nb;
+    size_t m, k, n, count;
     size_t sa[SL_MAX_DIMS], sb[SL_MAX_DIMS]; /* per batch axis of out; 0 = broadcast */
     int d[SL_MAX_DIMS];                      /* out's batch dims, padded with 1s on the left */
 } mm_batch;
@@ -59,12 +59,12 @@ static mm_batch mm_batch_of(const sl_var *out) {
     mm_batch s = {.m = (size_t)a->dims[na],
                   .k = (size_t)a->dims[na + 1],
                   .n = (size_t)b->dims[nb + 1],
-                  .nb = sl__numel(nd, out->dims)};
+                  .count = sl__numel(nd, out->dims)};
     sl__bcast_strides(nd, out->dims, na, a->dims, s.sa, s.d);
     sl__bcast_strides(nd, out->dims, nb, b->dims, s.sb, s.d);
-    if (sl__numel(nb, b->dims) == 1 && sl__numel(na, a->dims) == s.nb) {
-        s.m *= s.nb;
-        s.nb = 1;
+    if (sl__numel(nb, b->dims) == 1 && sl__numel(na, a->dims) == s.count) {
+        s.m *= s.count;
+        s.count = 1;
     }
     return s;
 }
@@ -90,7 +90,7 @@ static void matmul_forward(sl_var *out) {
         return;
     }
     const mm_batch s = mm_batch_of(out);
-    for (size_t o = 0, ia, ib; o < s.nb; o++) {
+    for (size_t o = 0, ia, ib; o < s.count; o++) {
         mm_pair(&s, o, &ia, &ib);
         sl__gemm(0, 0, s.m, s.n, s.k, a->val + ia, b->val + ib, out->val + o * s.m * s.n, 0);
     }
@@ -104,7 +104,7 @@ static void matmul_backward(sl_var *out) {
         return;
     }
     const mm_batch s = mm_batch_of(out);
-    for (size_t o = 0, ia, ib; o < s.nb; o++) {
+    for (size_t o = 0, ia, ib; o < s.count; o++) {
         mm_pair(&s, o, &ia, &ib);
         const double *g = out->grad + o * s.m * s.n;
         if (a->grad) sl__gemm(0, 1, s.m, s.k, s.n, g, b->val + ib, a->grad + ia, 1);
@@ -122,7 +122,7 @@ static void matmul_jvp(sl_var *out) { /* t = ta.b + a.tb */
         return;
     }
     const mm_batch s = mm_batch_of(out);
-    for (size_t o = 0, ia, ib; o < s.nb; o++) {
+    for (size_t o = 0, ia, ib; o < s.count; o++) {
         mm_pair(&s, o, &ia, &ib);
         double *to = sl__tanbuf(out) + o * s.m * s.n;
         if (ta) sl__gemm(0, 0, s.m, s.n, s.k, ta + ia, b->val + ib, to, 0);
