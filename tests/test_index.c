@@ -20,15 +20,6 @@ static size_t flat(int ndim, const int *dims, const int *idx) {
     return f;
 }
 
-/* The element of an input of shape (ni, din) that output multi-index idx
- * (rank nd) reads under NumPy broadcasting: right-aligned, size-1 axes fixed at 0. */
-static size_t bcast_flat(int nd, const int *idx, int ni, const int *din) {
-    size_t f = 0;
-    for (int j = 0; j < ni; j++)
-        f = f * (size_t)din[j] + (din[j] == 1 ? 0 : (size_t)idx[j + nd - ni]);
-    return f;
-}
-
 /* ------------------------------------------------------------------ where */
 
 typedef struct shape {
