@@ -8,6 +8,7 @@
  * for logistic regression.
  */
 #include <criterion/criterion.h>
+#include <sys/wait.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -337,4 +338,26 @@ Test(examples, tutorial_excerpts_match_the_sources) {
     }
     cr_expect_geq(blocks, 4, "only %d excerpts marked in docs/tutorial.md", blocks);
     free(doc);
+}
+
+Test(examples, attention_checks_its_graph_and_learns_to_reverse) {
+    int st;
+    char *out = run(SLOPE_BINARY_DIR "/examples/attention --quiet", &st);
+    cr_assert_eq(st, 0, "attention failed:\n%s", out);
+    /* one Jacobian entry per parameter element: tok 8x16, pos 6x16, wq wk wv
+     * 16x16 each, wo 16x8 */
+    const int entries = 8 * 16 + 6 * 16 + 3 * 16 * 16 + 16 * 8;
+    char want[96];
+    snprintf(want, sizeof want, "gradient check of the whole model (6 parameters, %d entries): ok",
+             entries);
+    cr_expect(strstr(out, want) != NULL, "no \"%s\":\n%s", want, out);
+    double tok = 0, seq = 0;
+    const char *p = strstr(out, "reversed ");
+    cr_assert(p && sscanf(p, "reversed %lf%% of the tokens, %lf%%", &tok, &seq) == 2, "%s", out);
+    cr_expect(tok >= 99.0 && seq >= 95.0, "tokens %g%%, sequences %g%%", tok, seq);
+    free(out);
+    out = run(SLOPE_BINARY_DIR "/examples/attention --steps x 2>&1", &st);
+    cr_expect(WIFEXITED(st) && WEXITSTATUS(st) == 2, "status %d: %s", st, out);
+    cr_expect(strstr(out, "--steps takes") != NULL, "%s", out);
+    free(out);
 }
