@@ -400,7 +400,8 @@ sl_var *sl_cos(sl_tape *t, sl_var *x);
 sl_var *sl_pow(sl_tape *t, sl_var *x, double p);
 /* min(max(x, lo), hi); lo = -inf or hi = inf: no bound on that side. The
  * gradient is 1 where lo <= x <= hi (the bounds included, as PyTorch), else
- * 0, and 0 at a NaN x (whose output is NaN). A NaN bound or lo > hi is
+ * 0, and 0 at a NaN x (whose output is NaN); with lo = hi, 0 everywhere (a
+ * constant; PyTorch gives 1 at x = lo). A NaN bound or lo > hi is
  * SL_EARG naming both ("sl_clamp: lo = 1 > hi = 0"), not PyTorch's silent hi. */
 sl_var *sl_clamp(sl_tape *t, sl_var *x, double lo, double hi);
 /* cond != 0 ? a : b element by element (torch.where), the three broadcasting
@@ -533,11 +534,11 @@ typedef struct sl_gradcheck_report {
     double abs_err, rel_err;
     char shapes[128];      /* sl_gradcheck_op: the worst case: input shapes and attributes */
     char message[512];     /* a sentence naming what failed, or "" */
-    const sl_var *culprit; /* sl_gradcheck, after a rule's verdict: the first op node y
+    const sl_var *culprit; /* sl_gradcheck, after a failed check: the first op node y
                               depends on whose rules fail a check of their own at the values
                               the point gives its inputs (named at the front of message, with
-                              its op and position on the tape); NULL if none does, or if no
-                              rule was blamed */
+                              its op and position on the tape); NULL if none does. Only the
+                              first such node is named */
 } sl_gradcheck_report;
 
 /* Verify the tape's derivatives of y (any shape) with respect to the leaves
@@ -552,8 +553,8 @@ typedef struct sl_gradcheck_report {
  * inputs. An input made by sl_use stands for its parameter: other sl_use
  * leaves of that parameter up to y move with it (two of them as inputs are
  * SL_EARG). Returns SL_OK when every check passes, SL_EGRAD when one fails
- * (report->failed says which, report->message names the worst element and,
- * when a rule is to blame, the op node whose rules fail on their own:
+ * (report->failed says which, report->message names the worst element and
+ * the first op node whose rules fail on their own, if one does:
  * report->culprit), or
  * another error; bad arguments and options out of range are SL_EARG with
  * the tape's error naming them. opts and report may be NULL. */

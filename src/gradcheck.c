@@ -783,9 +783,13 @@ static void element_message(sl_gradcheck_report *r, const settings *s, const ste
         memcpy(r->message + sizeof r->message - 4, "...", 4);
 }
 
-/* sl_gradcheck's checks, into r (not NULL). */
+/* sl_gradcheck's checks, into r (not NULL); *stepfree_failed (if not NULL)
+ * gets the step-free test that failed ("dot", "order"), whatever verdict an
+ * element gave, or NULL. */
 static int gradcheck(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
-                     const sl_gradcheck_opts *opts, sl_gradcheck_report *r) {
+                     const sl_gradcheck_opts *opts, sl_gradcheck_report *r,
+                     const char **stepfree_failed) {
+    if (stepfree_failed) *stepfree_failed = NULL;
     report_reset(r);
     settings s = settings_of(opts);
     if (!t) return SL_EARG;
@@ -932,6 +936,7 @@ static int gradcheck(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
     }
     t->arena.a.free(buf, t->arena.a.ud);
     if (rc != SL_OK) return rc;
+    if (stepfree_failed) *stepfree_failed = sf.failed;
     if (!r->failed) r->failed = "";
     if (r->worst_input == -2) r->worst_input = -1; /* a projection names no input */
     /* an element that fails is the most useful thing to name; the step-free
@@ -960,8 +965,9 @@ static int gradcheck(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
  * leaf holding the values v's inputs have now (with SL_GRAD, but labels),
  * v's op applied with v's attributes, and the checks of sl_gradcheck. Sets
  * *failed to the verdict's name if it blames a rule ("vjp", "jvp", "kink",
- * "dot", "order"), else NULL (passed, or the point, "fd"). Returns SL_OK
- * or the local tape's error. */
+ * "dot", "order", or "vjp and jvp": "fd" with finite numbers and a failed
+ * order test), else NULL (passed, or the point: "fd" at a singular point or
+ * a step outside the domain). Returns SL_OK or the local tape's error. */
 static int check_node_alone(sl_tape *t, const sl_var *v, const sl_gradcheck_opts *opts,
                             const char **failed) {
     *failed = NULL;
@@ -980,15 +986,25 @@ static int check_node_alone(sl_tape *t, const sl_var *v, const sl_gradcheck_opts
     int rc = sl_tape_status(lt);
     if (rc == SL_OK && out && ngin > 0) {
         sl_gradcheck_report lr;
-        rc = gradcheck(lt, out, ngin, gin, opts, &lr); /* not sl_gradcheck: no blame inside */
-        if (rc == SL_EGRAD && strcmp(lr.failed, "fd")) *failed = lr.failed;
+        const char *sf;
+        rc = gradcheck(lt, out, ngin, gin, opts, &lr, &sf); /* not sl_gradcheck: no blame inside */
+        if (rc == SL_EGRAD && strcmp(lr.failed, "fd"))
+            *failed = lr.failed;
+        else if (rc == SL_EGRAD && sf && !strcmp(sf, "order") && isfinite(lr.numeric) &&
+                 isfinite(lr.analytic))
+            /* both modes agree and the differences do not, at a point where the
+             * node is finite, and the order test finds the gradient wrong: both
+             * rules wrong the same way (one derivative helper shared by both) */
+            *failed = "vjp and jvp";
         if (rc == SL_EGRAD) rc = SL_OK;
     }
     sl_tape_free(lt);
     return rc;
 }
 
-/* A check of the whole graph failed on a rule: find which. Every op node y
+/* A check of the whole graph failed: find the rule at fault, if one is.
+ * (Even after "fd": both rules of one op wrong the same way agree with each
+ * other and fail only the differences.) Every op node y
  * depends on is checked on its own at the values this point gives its
  * inputs (check_node_alone), in the order recorded; the first that fails
  * is named at the front of r->message (its op, id, and source line if
@@ -1020,7 +1036,7 @@ static void name_the_rule(sl_tape *t, sl_var *y, const sl_gradcheck_opts *opts,
         memcpy(whole, r->message, sizeof whole);
         const int len = snprintf(r->message, sizeof r->message,
                                  "node %zu of the tape (op %s%s) fails a check of its own (%s) "
-                                 "at the values its inputs have here; %s",
+                                 "at the values its inputs have here; in the whole graph, %s",
                                  i, sl__op(v)->name, where, failed, whole);
         if (len >= (int)sizeof r->message) memcpy(r->message + sizeof r->message - 4, "...", 4);
         r->culprit = v;
@@ -1035,8 +1051,8 @@ static int check_graph(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
                        const sl_gradcheck_opts *opts, sl_gradcheck_report *report, bool blame) {
     sl_gradcheck_report local;
     sl_gradcheck_report *r = report ? report : &local;
-    const int rc = gradcheck(t, y, nin, inputs, opts, r);
-    if (blame && rc == SL_EGRAD && strcmp(r->failed, "fd")) name_the_rule(t, y, opts, r);
+    const int rc = gradcheck(t, y, nin, inputs, opts, r, NULL);
+    if (blame && rc == SL_EGRAD) name_the_rule(t, y, opts, r);
     if (rc != SL_OK && rc != SL_EGRAD) { /* an error, not a verdict: no check passed */
         const char *e = t ? sl_tape_error(t) : "sl_gradcheck: t is NULL";
         r->ok = 0;

@@ -1424,3 +1424,29 @@ Test(gradcheck, a_tie_crossed_with_a_small_jump_is_a_kink) {
         cr_expect_eq(fails, 0, "%s: %d seeds fail; %s", names[k], fails, first);
     }
 }
+
+/* Both rules of an op wrong the same way (2.0025 z for z^2 in backward and
+ * tangent alike) agree with each other: the graph's verdict is fd, and the
+ * node is still named, its own order test finding the gradient wrong. A
+ * point's fd (bce's step past 1, above) names none. */
+Test(gradcheck, both_rules_wrong_the_same_way_are_named) {
+    sl_tape *t = sl_tape_new();
+    sl_var *x = sl_input(t, 1, (int[]){3}, X0, SL_GRAD);
+    sl_var *a = sl_tanh(t, x);
+    sl_var *b = sl_apply(t, &sq_off, 1, &a, NULL);
+    sl_var *y = sl_sum(t, sl_exp(t, b), SL_ALL, 0);
+    cr_assert_not_null(y, "%s", sl_tape_error(t));
+    sl_gradcheck_report r;
+    cr_expect_eq(sl_gradcheck(t, y, 1, &x, NULL, &r), SL_EGRAD, "%s", r.message);
+    cr_expect_str_eq(r.failed, "fd", "%s", r.message);
+    cr_expect(r.culprit == b, "%s", r.message);
+    cr_expect(!strncmp(r.message,
+                       "node 2 of the tape (op gc_square_off) fails a check of its own "
+                       "(vjp and jvp)",
+                       strlen("node 2 of the tape (op gc_square_off) fails a check of its own "
+                              "(vjp and jvp)")),
+              "%s", r.message);
+    cr_expect(contains(r.message, "; in the whole graph, finite differences disagree"), "%s",
+              r.message);
+    sl_tape_free(t);
+}

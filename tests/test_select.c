@@ -216,7 +216,8 @@ static void check_clamp(int n, const double *X, double lo, double hi) {
     for (int i = 0; i < n; i++) {
         const double z = X[i];
         const double want = isnan(z) ? NAN : (z < lo ? lo : (z > hi ? hi : z));
-        const double slope = (z >= lo && z <= hi) ? 1.0 : 0.0; /* false for NaN */
+        /* lo = hi: a constant, whose only subgradient is 0 (PyTorch: 1 at x = lo) */
+        const double slope = (lo < hi && z >= lo && z <= hi) ? 1.0 : 0.0; /* false for NaN */
         cr_expect(same_or_nan(sl_value(y)[i], want), "[%g, %g]: out(%g) = %g, want %g", lo, hi, z,
                   sl_value(y)[i], want);
         cr_expect_eq(sl_grad(x)[i], slope * G[i], "[%g, %g]: dx at %g = %g", lo, hi, z,
@@ -244,7 +245,8 @@ Test(select, clamp_bounds_are_inside_as_pytorch) {
 
 /* lo = -inf or hi = inf: no bound on that side; infinite x clamps like any
  * other value (PyTorch: clamp([-1e300,-inf,5,inf], -inf, 1) grads [1,1,0,0]);
- * lo = hi: every output is lo, the slope 1 only at x = lo (PyTorch's mask). */
+ * lo = hi: every output is lo, and the slope 0 everywhere, x = lo included
+ * (PyTorch's mask gives 1 there, outside the one-sided slopes 0 and 0). */
 Test(select, clamp_infinite_and_equal_bounds) {
     const double X[7] = {-1e300, -INFINITY, 5, INFINITY, 1, -0.0, NAN};
     check_clamp(7, X, -INFINITY, 1);
@@ -402,4 +404,18 @@ Test(select, the_checker_catches_clamp_with_open_bounds) {
     cr_expect(contains(rep.message, "the backward rule gives 0 exactly at the kink z = -0.5, but "
                                     "the op declares 1"),
               "%s", rep.message);
+}
+
+/* lo = hi makes clamp a constant: the gradient checker holds it to the
+ * one-sided slopes (0 and 0) at x = lo too (PyTorch's 1 there failed fd). */
+Test(select, clamp_with_equal_bounds_passes_the_checker_at_the_bound) {
+    sl_tape *t = sl_tape_new();
+    sl_var *x = sl_input(t, 1, (int[]){3}, (double[]){-1, 0.5, 2}, SL_GRAD);
+    sl_var *y = sl_sum(t, sl_clamp(t, x, 0.5, 0.5), SL_ALL, 0);
+    cr_assert_not_null(y, "%s", sl_tape_error(t));
+    sl_gradcheck_report r;
+    cr_expect_eq(sl_gradcheck(t, y, 1, &x, NULL, &r), SL_OK, "%s", r.message);
+    cr_assert_eq(sl_backward(t, y), SL_OK);
+    for (int i = 0; i < 3; i++) cr_expect_eq(sl_grad(x)[i], 0.0, "dx[%d]", i);
+    sl_tape_free(t);
 }

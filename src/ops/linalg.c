@@ -235,8 +235,8 @@ static int permute_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const s
     sl__shape_str(sp, np, a->dims);
     bool seen[SL_MAX_DIMS] = {false};
     for (int i = 0; i < np; i++) {
-        int ax;
-        if (!sl__axis(a->dims[i], r, &ax))
+        int ax; /* sl__axis takes SL_ALL too, which names no one axis here */
+        if (a->dims[i] == SL_ALL || !sl__axis(a->dims[i], r, &ax))
             return sl__fail(t, SL_EARG, "sl_permute: perm %s: axis %d out of range for shape %s",
                             sp, a->dims[i], sh);
         if (r == 0) ax = 0; /* 0 or -1: the one axis of a rank-0 tensor (sl__axis) */

@@ -114,9 +114,10 @@ static inline double sl__gelu_tanh_slope(double z) {
 #define SL__D_POW (alpha == 0.0 ? 0.0 : g * alpha * pow(z, alpha - 1.0))
 /* lo = alpha, hi = beta (lo <= hi, neither NaN: clamp's shape rule);
  * a = min(max(z, lo), hi), a NaN z stays NaN;  da/dz = 1 for lo <= z <= hi,
- * the bounds included (as PyTorch), else 0 (NaN z: 0, as PyTorch) */
+ * the bounds included (as PyTorch), else 0 (NaN z: 0, as PyTorch); with
+ * lo = hi a is constant and da/dz 0 everywhere (PyTorch: 1 at z = lo) */
 #define SL__F_CLAMP (z < alpha ? alpha : (z > beta ? beta : z))
-#define SL__D_CLAMP (alpha <= z && z <= beta ? g : 0.0)
+#define SL__D_CLAMP (alpha < beta && alpha <= z && z <= beta ? g : 0.0)
 
 /* activations */
 #define SL__F_SIGMOID sl__sigmoid(z)        /* da/dz = a(1-a): exactly 1/4 at z = 0 */

@@ -84,8 +84,8 @@ static int clamp_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_
 }
 
 /* The check's cases: rank 0..4; both bounds inside the domain [-2, 2], one
- * infinite, both on one side of 0. (lo = hi is left out: there the function
- * is constant and the slope 1 at x = lo is PyTorch's mask, no subgradient.) */
+ * infinite, both on one side of 0. (lo = hi is left out: the declared kink
+ * slope, 1 at the bounds, holds only for lo < hi; a constant's is 0.) */
 static const sl_op_case clamp_cases[] = {
     {.shape = {{0}}, .attrs = {.alpha = -0.5, .beta = 0.5}},
     {.shape = {{1, 5}}, .attrs = {.alpha = -1.0, .beta = 1.0}},
@@ -120,7 +120,7 @@ const sl_op sl__select_ops[] = {
                .jvp = clamp_jvp,
                .signature = "sl_clamp(t, x, lo, hi)",
                .formula = "a = min(max(z, lo), hi); lo = -inf / hi = inf: no bound (NaN z: NaN)",
-               .derivative = "da/dz = 1 if lo <= z <= hi else 0 (NaN z: 0)",
+               .derivative = "da/dz = 1 if lo <= z <= hi else 0 (NaN z: 0; lo = hi: 0)",
                .kinks = "z = lo and z = hi: 1 (the bounds are inside, as PyTorch); a NaN bound "
                         "or lo > hi is SL_EARG",
                .kink = {.present = 1, .at_is_bounds = 1, .slope = 1.0},
