@@ -131,7 +131,10 @@ size_t sl_tape_bytes(const sl_tape *t);
 #define SL_CHECK_FINITE 1
 void sl_tape_set_check(sl_tape *t, int flags);
 /* Record file:line with every node made after this call (until the next
- * one); returns t, so it can wrap the tape argument: sl_log(SL_HERE(t), x). */
+ * one); returns t, so it can wrap the tape argument: sl_log(SL_HERE(t), x).
+ * sl_tape_here(t, NULL, 0) stops naming lines (later nodes have none). From
+ * the first call on, the tape keeps a location per node and records scalar
+ * nodes through its checked path instead of the inline one, until freed. */
 sl_tape *sl_tape_here(sl_tape *t, const char *file, int line);
 #define SL_HERE(t) sl_tape_here((t), __FILE__, __LINE__)
 
