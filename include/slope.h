@@ -257,6 +257,9 @@ typedef enum sl_domain {
     SL_DOMAIN_MASK,     /* a condition: zeros and non-zeros, both drawn: not differentiated */
     SL_DOMAIN_INDICES,  /* integers in [0, dims[axis]) of input 0 (attrs.axis), repeats
                            drawn: not differentiated */
+    SL_DOMAIN_APART,    /* real, on a grid 0.25 apart jittered by < 0.1: input 0 on its points,
+                           the other inputs between them, so any element of one input is at
+                           least 0.025 from any of another (comparisons: never near a = b) */
 } sl_domain;
 
 /* How the every-op checks choose shapes for an op. */
@@ -414,6 +417,20 @@ sl_var *sl_clamp(sl_tape *t, sl_var *x, double lo, double hi);
  * no gradient: one that carries a gradient (computed from SL_GRAD leaves)
  * is accepted, reads zeros after sl_backward, and passes nothing on. */
 sl_var *sl_where(sl_tape *t, sl_var *cond, sl_var *a, sl_var *b);
+/* Comparisons, element by element and broadcasting as sl_add (torch.gt, ge,
+ * lt, le, eq, ne): 1.0 where a > b (>=, <, <=, ==, !=) holds, else 0.0, as
+ * C compares: false wherever a or b is NaN (so sl_ne gives 1 there), and
+ * -0 == +0. The output is a constant, as PyTorch's bool result: it carries
+ * no gradient (sl_requires_grad is 0, sl_grad NULL, even when a or b does)
+ * and no tangent, so nothing flows back into a or b: they get exactly 0
+ * from it, whatever (inf, NaN) arrives downstream. Use one as sl_where's
+ * condition to build a mask: sl_where(sl_lt(t, i, j), minus_inf, scores). */
+sl_var *sl_gt(sl_tape *t, sl_var *a, sl_var *b);
+sl_var *sl_ge(sl_tape *t, sl_var *a, sl_var *b);
+sl_var *sl_lt(sl_tape *t, sl_var *a, sl_var *b);
+sl_var *sl_le(sl_tape *t, sl_var *a, sl_var *b);
+sl_var *sl_eq(sl_tape *t, sl_var *a, sl_var *b);
+sl_var *sl_ne(sl_tape *t, sl_var *a, sl_var *b);
 /* activations */
 sl_var *sl_sigmoid(sl_tape *t, sl_var *x);
 sl_var *sl_tanh(sl_tape *t, sl_var *x);

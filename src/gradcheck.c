@@ -1208,8 +1208,13 @@ static const sl_op_case *case_at(const sl_op *op, int i, sl_attrs *attrs) {
     }
 }
 
-static void fill(sl_rng *rng, sl_domain d, double *v, size_t n, int classes) {
+static void fill(sl_rng *rng, sl_domain d, double *v, size_t n, int classes, int input) {
     switch (d) {
+    case SL_DOMAIN_APART: /* input 0 at 0.25 j + [0, 0.1), the others at 0.25 j + [0.125, 0.225) */
+        for (size_t i = 0; i < n; i++)
+            v[i] = 0.25 * ((double)(sl_rng_next(rng) % 16) - 8.0) + (input ? 0.125 : 0.0) +
+                   0.1 * sl_rng_uniform(rng);
+        break;
     case SL_DOMAIN_NONZERO:
         for (size_t i = 0; i < n; i++) {
             double u = 0.2 + 1.8 * sl_rng_uniform(rng);
@@ -1379,7 +1384,7 @@ static int check_case(const sl_op *op, int ci, const settings *s, sl_gradcheck_r
             sl_tape_free(t);
             return SL_EARG;
         }
-        fill(&rng, op->domain[k], data, n, index_bound(c, &attrs, op->domain[k]));
+        fill(&rng, op->domain[k], data, n, index_bound(c, &attrs, op->domain[k]), k);
         int labels = sl__domain_constant(op->domain[k]);
         in[k] = sl_input(t, nd, &c->shape[k][1], data, labels ? 0 : SL_GRAD);
         if (!labels && in[k]) gin[ngin++] = in[k];

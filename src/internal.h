@@ -490,6 +490,17 @@ extern const sl_op sl__activation_ops[];
 extern const int sl__activation_nops;
 extern const sl_op sl__select_ops[];
 extern const int sl__select_nops;
+extern const sl_op sl__compare_ops[];
+extern const int sl__compare_nops;
+/* The backward rule of a piecewise-constant op (the comparisons,
+ * compare.c): it adds nothing. An op with this rule is a constant to both
+ * sweeps, as a comparison's bool output is to PyTorch's graph: sl_apply gives
+ * its node no gradient (so the rule never runs and no gradient reaches its
+ * inputs' subgraphs) and sl_jvp gives it no tangent. */
+void sl__constant_backward(sl_var *out);
+static inline bool sl__op_constant(const sl_op *op) {
+    return op->backward == sl__constant_backward;
+}
 extern const sl_op sl__linalg_ops[];
 extern const int sl__linalg_nops;
 extern const sl_op sl__reduce_ops[];

@@ -66,6 +66,7 @@ static const struct {
     {sl__elementwise_ops, &sl__elementwise_nops, false},
     {sl__activation_ops, &sl__activation_nops, false},
     {sl__select_ops, &sl__select_nops, false},
+    {sl__compare_ops, &sl__compare_nops, false},
     {sl__linalg_ops, &sl__linalg_nops, true},
     {sl__slice_ops, &sl__slice_nops, true},
     {sl__index_ops, &sl__index_nops, true},

@@ -617,6 +617,7 @@ sl_var *sl_apply(sl_tape *t, const sl_op *op, int nin, sl_var *const *in, const 
     }
     unsigned grad = 0;
     for (int i = 0; i < nin; i++) grad |= in[i]->flags & SL__NODE_GRAD;
+    if (sl__op_constant(op)) grad = 0; /* a comparison: a constant, as in PyTorch (internal.h) */
     sl_var *v = node_new(t, fn, nin, ndim, dims, true, grad != 0, false, nsaved, keep);
     if (!v) return NULL;
     v->op = op;
@@ -1159,7 +1160,7 @@ static int jvp_run(sl_tape *t, sl_var *y, int nin, sl_var *const *inputs,
         }
         bool any = false;
         for (int k = 0; k < v->op->arity; k++) any = any || (v->in[k]->flags & SL__NODE_TAN);
-        if (!any) continue;
+        if (!any || sl__op_constant(v->op)) continue; /* a comparison: no tangent */
         if (!v->op->jvp)
             return sl__fail(t, SL_EARG, "sl_jvp: op \"%s\" (node %zu) has no tangent rule",
                             v->op->name, i);

@@ -44,6 +44,8 @@ static const char *domain_name(sl_domain d) {
         return "condition";
     case SL_DOMAIN_INDICES:
         return "indices";
+    case SL_DOMAIN_APART:
+        return "apart (never near a = b)";
     default:
         return "NONE";
     }
