@@ -231,7 +231,7 @@ sl_var *sl_use(sl_tape *t, sl_param *p);
 
 /* Attributes an op may read. Unused fields are ignored. */
 typedef struct sl_attrs {
-    double alpha;          /* leaky_relu/elu slope, pow exponent, clamp's lo */
+    double alpha;          /* leaky_relu/elu slope, pow exponent, clamp's lo, layer_norm's eps */
     double beta;           /* clamp's hi; for ops with a second real parameter */
     int axis;              /* reductions, softmax: SL_ALL or an axis (negative from the end) */
     int keepdim;           /* reductions: 0 or 1 */
@@ -484,6 +484,11 @@ sl_var *sl_min(sl_tape *t, sl_var *x, int axis, int keepdim);
 sl_var *sl_logsumexp(sl_tape *t, sl_var *x, int axis, int keepdim);
 sl_var *sl_softmax(sl_tape *t, sl_var *x, int axis);
 sl_var *sl_log_softmax(sl_tape *t, sl_var *x, int axis);
+/* Layer norm over the last axis without weight or bias (PyTorch's
+ * layer_norm(x, (x.shape[-1],), eps=eps)): y = (x - mean) / sqrt(var + eps),
+ * var biased. Scale and shift with sl_mul/sl_add (broadcasting). eps must
+ * be finite and >= 0 (SL_EARG) and x of rank >= 1 (SL_ESHAPE). */
+sl_var *sl_layer_norm(sl_tape *t, sl_var *x, double eps);
 /* losses: equal shapes, mean over elements (cross_entropy: over rows).
  * cross_entropy's labels must be integers in [0, C) and bce's probabilities
  * in [0, 1]: checked when recorded and again on every sl_forward, where a

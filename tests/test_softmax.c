@@ -6,6 +6,8 @@
  */
 #include "slope.h"
 
+#include "testutil.h"
+
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -285,4 +287,245 @@ Test(softmax, gradcheck_both_ops) {
         for (int r = 0; r <= SL_MAX_DIMS; r++) nranks += (ranks >> r) & 1;
         cr_expect(neg > 0 && nranks >= 3, "%s: %d negative axes, %d ranks", names[i], neg, nranks);
     }
+}
+
+/* ------------------------------------------------------------ layer_norm */
+
+/* The long-double reference over the last axis (len) of n values: two-pass
+ * mean and biased variance, y = (x - mu) / sqrt(var + eps), and with g the
+ * gradient dx = rstd (g - mean g - y mean(g y)) written out from the
+ * derivative of (x - mu) rstd. */
+static void ln_reference(size_t n, size_t len, const double *x, const double *g, double eps,
+                         double *y, double *dx) {
+    for (size_t b = 0; b < n; b += len) {
+        long double mu = 0, var = 0, mg = 0, mgy = 0;
+        for (size_t j = 0; j < len; j++) mu += x[b + j];
+        mu /= (long double)len;
+        for (size_t j = 0; j < len; j++) var += (x[b + j] - mu) * (x[b + j] - mu);
+        var /= (long double)len;
+        const long double rstd = 1.0L / sqrtl(var + eps);
+        for (size_t j = 0; j < len; j++) {
+            const long double yj = (x[b + j] - mu) * rstd;
+            y[b + j] = (double)yj;
+            mg += g[b + j], mgy += g[b + j] * yj;
+        }
+        mg /= (long double)len, mgy /= (long double)len;
+        for (size_t j = 0; j < len; j++)
+            dx[b + j] = (double)(rstd * (g[b + j] - mg - ((x[b + j] - mu) * rstd) * mgy));
+    }
+}
+
+/* Record layer_norm(x) (shape nd, dims), seed g, and compare the value and
+ * dx with the reference to rtol (absolute: rtol times the largest |want|). */
+static void ln_expect(int nd, const int *dims, const double *x, const double *g, double eps,
+                      double rtol) {
+    size_t n = 1;
+    for (int i = 0; i < nd; i++) n *= (size_t)dims[i];
+    double y[64], dx[64];
+    cr_assert(n <= 64);
+    ln_reference(n, (size_t)dims[nd - 1], x, g, eps, y, dx);
+    sl_tape *t = sl_tape_new();
+    sl_var *v = sl_input(t, nd, dims, x, SL_GRAD);
+    sl_var *out = sl_layer_norm(t, v, eps);
+    cr_assert_not_null(out, "%s", sl_tape_error(t));
+    cr_expect_eq(sl_ndim(out), nd);
+    cr_assert_eq(sl_backward_seed(t, out, g), SL_OK, "%s", sl_tape_error(t));
+    for (size_t i = 0; i < n; i++) {
+        cr_expect(near(sl_value(out)[i], y[i], rtol, rtol),
+                  "rank %d eps %g: y[%zu] = %.17g vs %.17g", nd, eps, i, sl_value(out)[i], y[i]);
+        cr_expect(near(sl_grad(v)[i], dx[i], rtol, rtol * 4),
+                  "rank %d eps %g: dx[%zu] = %.17g vs %.17g", nd, eps, i, sl_grad(v)[i], dx[i]);
+    }
+    sl_tape_free(t);
+}
+
+/* torch 2.x, float64:
+ *   x = [[1,-2,.5,3],[.25,.25,4,-1]]; g = [[.5,1,-1.5,2],[1,-1,.25,3]]
+ *   y = F.layer_norm(x, (4,), eps=eps); y.backward(g) -> y, x.grad */
+Test(softmax, layer_norm_matches_torch) {
+    const int dims[2] = {2, 4};
+    const double x[8] = {1, -2, .5, 3, .25, .25, 4, -1}, g[8] = {.5, 1, -1.5, 2, 1, -1, .25, 3};
+    static const double want_y[2][8] = {
+        {0.21055838998863707, -1.4739087299204596, -0.07018612999621238, 1.3335364699280348,
+         -0.3333328592602706, -0.3333328592602706, 1.6666642963013532, -0.9999985777808119},
+        {0.21055872190307895, -1.4739110533215525, -0.07018624063435963, 1.3335385720528332,
+         -0.33333333333333337, -0.33333333333333337, 1.6666666666666665, -1.0}};
+    static const double want_dx[2][8] = {
+        {-0.04148920712538387, 0.5711689698625364, -1.1091483442309364, 0.5794685814937839,
+         -0.014814467161932132, -1.0814796167947982, 0.27407205136582347, 0.8222220325909071},
+        {-0.041489403330655955, 0.5711707858520302, -1.1091500490395356, 0.5794686665181613,
+         -0.014814814814814836, -1.0814814814814815, 0.274074074074074, 0.8222222222222223}};
+    const double eps[2] = {1e-5, 0.0};
+    for (int k = 0; k < 2; k++) {
+        sl_tape *t = sl_tape_new();
+        sl_var *v = sl_input(t, 2, dims, x, SL_GRAD);
+        sl_var *y = sl_layer_norm(t, v, eps[k]);
+        cr_assert_eq(sl_backward_seed(t, y, g), SL_OK, "%s", sl_tape_error(t));
+        for (int i = 0; i < 8; i++) {
+            cr_expect(near(sl_value(y)[i], want_y[k][i], 1e-14, 1e-15), "eps %g y[%d] = %.17g",
+                      eps[k], i, sl_value(y)[i]);
+            cr_expect(near(sl_grad(v)[i], want_dx[k][i], 1e-13, 1e-15), "eps %g dx[%d] = %.17g",
+                      eps[k], i, sl_grad(v)[i]);
+        }
+        sl_tape_free(t);
+    }
+}
+
+/* Ranks 1..4 and eps 0, 1e-5, 0.5 against the long-double reference. */
+Test(softmax, layer_norm_matches_reference) {
+    static const struct {
+        int nd, dims[4];
+    } shapes[] = {{1, {5}}, {2, {3, 4}}, {3, {2, 3, 4}}, {4, {2, 1, 3, 5}}, {2, {3, 2}}};
+    const double eps[3] = {0.0, 1e-5, 0.5};
+    double x[64], g[64];
+    for (int i = 0; i < 64; i++) x[i] = 3.0 * sin(1.7 * i) + 0.5, g[i] = cos(0.9 * i);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int e = 0; e < 3; e++) ln_expect(shapes[s].nd, shapes[s].dims, x, g, eps[e], 1e-13);
+}
+
+/* A constant line with eps > 0: y = 0 and a finite gradient, rstd (g - mean g)
+ * (torch: F.layer_norm([2,2,2], (3,), eps=1e-5).backward([1,2,4]) gives
+ * x.grad = [-421.6370213557839, -105.40925533894597, 527.0462766947298]); a
+ * length-1 line gives y = 0 and dx = 0 (torch too). */
+Test(softmax, layer_norm_constant_line) {
+    const double want[3] = {-421.6370213557839, -105.40925533894597, 527.0462766947298};
+    sl_tape *t = sl_tape_new();
+    sl_var *x = sl_input(t, 1, (int[]){3}, (double[]){2, 2, 2}, SL_GRAD);
+    sl_var *y = sl_layer_norm(t, x, 1e-5);
+    cr_assert_eq(sl_backward_seed(t, y, (double[]){1, 2, 4}), SL_OK, "%s", sl_tape_error(t));
+    for (int i = 0; i < 3; i++) {
+        cr_expect_eq(sl_value(y)[i], 0.0);
+        cr_expect(near(sl_grad(x)[i], want[i], 1e-13, 0), "dx[%d] = %.17g", i, sl_grad(x)[i]);
+    }
+    sl_var *one = sl_input(t, 2, (int[]){2, 1}, (double[]){3, -7}, SL_GRAD);
+    sl_var *z = sl_layer_norm(t, one, 1e-5);
+    cr_assert_eq(sl_backward_seed(t, z, (double[]){2, 5}), SL_OK, "%s", sl_tape_error(t));
+    for (int i = 0; i < 2; i++) cr_expect(sl_value(z)[i] == 0.0 && sl_grad(one)[i] == 0.0);
+    sl_tape_free(t);
+}
+
+/* 1e8 + noise: the noise's digits survive (E[x^2] - mu^2 would lose them
+ * all, its squares being 1e16 with an ulp of 2). With a mean that doubles
+ * hold exactly the result is that of the noise alone. */
+Test(softmax, layer_norm_large_offsets) {
+    double x[12], g[12];
+    for (int i = 0; i < 12; i++) x[i] = 1e8 + sin(1.3 * i), g[i] = cos(2.1 * i);
+    ln_expect(2, (int[]){3, 4}, x, g, 1e-5, 1e-7);
+    ln_expect(1, (int[]){12}, x, g, 0.0, 1e-7);
+    const double noise[4] = {-1.5, 0.5, 1, 0}, big[4] = {1e8 - 1.5, 1e8 + 0.5, 1e8 + 1, 1e8};
+    sl_tape *t = sl_tape_new();
+    sl_var *a = sl_layer_norm(t, sl_input(t, 1, (int[]){4}, noise, 0), 1e-5);
+    sl_var *b = sl_layer_norm(t, sl_input(t, 1, (int[]){4}, big, 0), 1e-5);
+    cr_assert(a && b, "%s", sl_tape_error(t));
+    for (int i = 0; i < 4; i++)
+        cr_expect_eq(sl_value(a)[i], sl_value(b)[i], "[%d] %.17g vs %.17g", i, sl_value(a)[i],
+                     sl_value(b)[i]);
+    sl_tape_free(t);
+}
+
+/* Bad eps and rank 0 (a rank-0 tensor or a scalar node) are sticky errors. */
+Test(softmax, layer_norm_errors) {
+    static const struct {
+        double eps;
+        const char *msg;
+    } bad[] = {
+        {NAN, "sl_layer_norm: eps = nan must be finite and >= 0 (x [2,3])"},
+        {INFINITY, "sl_layer_norm: eps = inf must be finite and >= 0 (x [2,3])"},
+        {-1e-3, "sl_layer_norm: eps = -0.001 must be finite and >= 0 (x [2,3])"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        sl_tape *t = sl_tape_new();
+        sl_var *x = sl_input(t, 2, (int[]){2, 3}, NULL, SL_GRAD);
+        expect_tape_error(sl_layer_norm(t, x, bad[k].eps), t, SL_EARG, bad[k].msg);
+        cr_expect_null(sl_layer_norm(t, x, 1e-5)); /* sticky */
+        cr_expect_str_eq(sl_tape_error(t), bad[k].msg);
+        sl_tape_free(t);
+    }
+    const char *rank0 = "sl_layer_norm: a rank-0 x has no last axis to normalise (x [])";
+    for (int s = 0; s < 2; s++) {
+        sl_tape *t = sl_tape_new();
+        sl_var *x = s ? sl_scalar(t, 3.0, SL_GRAD) : sl_input(t, 0, NULL, (double[]){3}, SL_GRAD);
+        expect_tape_error(sl_layer_norm(t, x, 1e-5), t, SL_ESHAPE, rank0);
+        sl_tape_free(t);
+    }
+    sl_tape *t = sl_tape_new();
+    cr_expect_null(sl_layer_norm(t, NULL, 1e-5));
+    cr_expect(contains(sl_tape_error(t), "sl_layer_norm"), "%s", sl_tape_error(t));
+    sl_tape_free(t);
+}
+
+/* A scalar node made rank >= 1 (broadcast into a tensor) is an ordinary input. */
+Test(softmax, layer_norm_of_scalar_nodes) {
+    sl_tape *t = sl_tape_new();
+    sl_var *s = sl_scalar(t, 2.0, SL_GRAD);
+    sl_var *x = sl_input(t, 1, (int[]){3}, (double[]){1, -1, 3}, SL_GRAD);
+    sl_var *y = sl_layer_norm(t, sl_mul(t, s, x), 1e-5);
+    cr_assert_not_null(y, "%s", sl_tape_error(t));
+    double ref[3], dref[3];
+    ln_reference(3, 3, (double[]){2, -2, 6}, (double[]){1, 1, 1}, 1e-5, ref, dref);
+    for (int i = 0; i < 3; i++) cr_expect(near(sl_value(y)[i], ref[i], 1e-14, 1e-15));
+    sl_gradcheck_report rep;
+    cr_expect_eq(sl_gradcheck(t, y, 2, (sl_var *[]){s, x}, NULL, &rep), SL_OK, "%s", rep.message);
+    sl_tape_free(t);
+}
+
+Test(softmax, layer_norm_replay_follows_new_values) {
+    sl_tape *t = sl_tape_new();
+    sl_var *x = sl_input(t, 2, (int[]){2, 2}, (double[]){0, 2, 5, 6}, SL_GRAD);
+    sl_var *y = sl_layer_norm(t, x, 0.0);
+    cr_expect(near(sl_value(y)[0], -1.0, 1e-15, 0) && near(sl_value(y)[3], 1.0, 1e-15, 0));
+    double *d = sl_leaf_data(x);
+    d[0] = 4, d[1] = -4, d[2] = 1, d[3] = 3;
+    cr_assert_eq(sl_forward(t), SL_OK, "%s", sl_tape_error(t));
+    const double want[4] = {1, -1, -1, 1};
+    for (int i = 0; i < 4; i++)
+        cr_expect(near(sl_value(y)[i], want[i], 1e-15, 0), "%.17g", sl_value(y)[i]);
+    cr_assert_eq(sl_backward_seed(t, y, (double[]){1, 0, 0, 3}), SL_OK);
+    /* a length-2 line's y is +-1 whatever x: every slope 0 */
+    for (int i = 0; i < 4; i++)
+        cr_expect(near(sl_grad(x)[i], 0.0, 0, 1e-15), "%.17g", sl_grad(x)[i]);
+    sl_tape_free(t);
+}
+
+/* gamma * layer_norm(x) + beta, gamma and beta broadcast along the last axis. */
+Test(softmax, layer_norm_affine_graph_gradcheck) {
+    double x[24], gm[4], bt[4];
+    for (int i = 0; i < 24; i++) x[i] = 2.0 * sin(0.7 * i + 0.3);
+    for (int i = 0; i < 4; i++) gm[i] = 1.0 + 0.3 * i, bt[i] = 0.1 * i - 0.2;
+    sl_tape *t = sl_tape_new();
+    sl_var *xv = sl_input(t, 3, (int[]){2, 3, 4}, x, SL_GRAD);
+    sl_var *gv = sl_input(t, 1, (int[]){4}, gm, SL_GRAD);
+    sl_var *bv = sl_input(t, 1, (int[]){4}, bt, SL_GRAD);
+    sl_var *y = sl_add(t, sl_mul(t, gv, sl_layer_norm(t, xv, 1e-5)), bv);
+    cr_assert_not_null(y, "%s", sl_tape_error(t));
+    sl_gradcheck_report rep;
+    cr_expect_eq(sl_gradcheck(t, y, 3, (sl_var *[]){xv, gv, bv}, NULL, &rep), SL_OK, "%s",
+                 rep.message);
+    sl_tape_free(t);
+}
+
+Test(softmax, layer_norm_gradcheck_op) {
+    const sl_op *op = sl_op_find("layer_norm");
+    cr_assert_not_null(op);
+    sl_gradcheck_report rep;
+    cr_expect_eq(sl_gradcheck_op(op, NULL, &rep), SL_OK, "%s", rep.message);
+    cr_expect(rep.ncases >= 8, "%d cases", rep.ncases);
+}
+
+/* The rule without its y mean(g y) term: right for g orthogonal to y only. */
+static void layer_norm_forgets_y_term(sl_var *out) {
+    double *dx = sl_grad_data(sl_in(out, 0));
+    if (!dx) return;
+    const double *g = sl_grad_data(out), *rstd = sl_saved_data(out);
+    const size_t len = (size_t)sl_dims(out)[sl_ndim(out) - 1], n = sl_numel(out);
+    for (size_t b = 0; b < n; b += len) {
+        double mg = 0.0;
+        for (size_t j = 0; j < len; j++) mg += g[b + j];
+        mg /= (double)len;
+        for (size_t j = 0; j < len; j++) dx[b + j] += rstd[b / len] * (g[b + j] - mg);
+    }
+}
+
+Test(softmax, layer_norm_checker_catches_a_wrong_rule) {
+    expect_checker_catches("layer_norm", NULL, 0, layer_norm_forgets_y_term);
 }

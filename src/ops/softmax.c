@@ -1,5 +1,6 @@
 /*
- * softmax.c - softmax and log_softmax along one axis.
+ * softmax.c - softmax and log_softmax along one axis, and layer_norm along
+ * the last axis.
  *
  * As in reduce.c, x is viewed around the axis as (outer, len, inner) with
  * outer = prod(dims[:ax]), len = dims[ax], inner = prod(dims[ax+1:]); each of
@@ -10,6 +11,8 @@
  *
  * One axis is required (negative counts from the end); SL_ALL is rejected,
  * as PyTorch requires dim. Both backward rules read only the saved output.
+ * layer_norm always takes the last axis (inner = 1) and saves one 1/sqrt(var
+ * + eps) per line beside its output.
  */
 #include "map.h"
 
@@ -142,6 +145,86 @@ static void log_softmax_jvp(sl_var *out) { /* t_j = tx_j - sum_k e^(a_k) tx_k */
         }
 }
 
+/* layer_norm over the last axis; eps (attrs.alpha) finite and >= 0. A rank-0
+ * input is refused: PyTorch wants a non-empty normalized_shape. */
+static int layer_norm_shape(sl_tape *t, const sl_op *op, sl_var *const *in, const sl_attrs *a,
+                            int *ndim, int *dims) {
+    const sl_var *x = in[0];
+    char sh[64];
+    sl__shape_str(sh, x->ndim, x->dims);
+    if (!isfinite(a->alpha) || !(a->alpha >= 0))
+        return sl__fail(t, SL_EARG, "sl_%s: eps = %g must be finite and >= 0 (x %s)", op->name,
+                        a->alpha, sh);
+    if (x->ndim == 0)
+        return sl__fail(t, SL_ESHAPE, "sl_%s: a rank-0 x has no last axis to normalise (x %s)",
+                        op->name, sh);
+    return sl__shape_same(t, op, in, a, ndim, dims);
+}
+
+/* One rstd per line of the last axis (none for an empty tensor). */
+static size_t layer_norm_saved(const sl_var *out) {
+    const size_t len = (size_t)out->dims[out->ndim - 1];
+    return len ? out->n / len : 0;
+}
+
+/* layer_norm: x (lines, len) -> y (same);  mu = mean x, var = mean (x - mu)^2 (biased),
+ * rstd = 1/sqrt(var + eps), y = (x - mu) rstd; rstd saved (lines): with the output
+ * it is all backward needs. Two passes, the mean corrected by the mean of
+ * x - mu, so 1e8 + noise keeps the noise's digits (E[x^2] - mu^2 would not).
+ * A length-1 line gives y = 0 for eps > 0 and NaN for eps = 0, as PyTorch. */
+static void layer_norm_forward(sl_var *out) {
+    const double *x = out->in[0]->val, eps = out->attrs->alpha;
+    double *y = out->val, *rstd = sl__saved(out);
+    const size_t lines = layer_norm_saved(out), len = lines ? out->n / lines : 0;
+    for (size_t r = 0; r < lines; r++) {
+        const double *xr = x + r * len;
+        double mu = 0.0, c = 0.0, var = 0.0;
+        for (size_t j = 0; j < len; j++) mu += xr[j];
+        mu /= (double)len;
+        for (size_t j = 0; j < len; j++) c += xr[j] - mu;
+        mu += c / (double)len;
+        for (size_t j = 0; j < len; j++) var += (xr[j] - mu) * (xr[j] - mu);
+        rstd[r] = 1.0 / sqrt(var / (double)len + eps);
+        for (size_t j = 0; j < len; j++) y[r * len + j] = (xr[j] - mu) * rstd[r];
+    }
+}
+/* dst_j (+)= rstd (u_j - mean u - y_j mean(u y)) along every line: the
+ * (symmetric) Jacobian applied to u, which is g for backward (accumulated)
+ * and the input's tangent for the tangent rule (stored). */
+static void layer_norm_jac(const sl_var *out, const double *u, double *dst, bool add) {
+    const double *y = out->val, *rstd = sl__saved(out);
+    const size_t lines = layer_norm_saved(out), len = lines ? out->n / lines : 0;
+    for (size_t r = 0; r < lines; r++) {
+        const size_t b = r * len;
+        double mu = 0.0, muy = 0.0;
+        for (size_t j = 0; j < len; j++) mu += u[b + j], muy += u[b + j] * y[b + j];
+        mu /= (double)len, muy /= (double)len;
+        for (size_t j = 0; j < len; j++) {
+            const double d = rstd[r] * (u[b + j] - mu - y[b + j] * muy);
+            dst[b + j] = add ? dst[b + j] + d : d;
+        }
+    }
+}
+static void layer_norm_backward(sl_var *out) {
+    if (out->in[0]->grad) layer_norm_jac(out, out->grad, out->in[0]->grad, true);
+}
+static void layer_norm_jvp(sl_var *out) {
+    layer_norm_jac(out, sl__tan(out->in[0]), sl__tanbuf(out), false);
+}
+
+/* ranks 1..4; eps 0 (lines of >= 3 random values: never constant), 1e-5 and
+ * 0.5; a length-1 line with eps > 0 (y = 0: every slope 0). */
+static const sl_op_case layer_norm_cases[] = {
+    {.shape = {{1, 5}}, .attrs = {.alpha = 1e-5}},
+    {.shape = {{1, 4}}, .attrs = {.alpha = 0.0}},
+    {.shape = {{2, 3, 4}}, .attrs = {.alpha = 0.0}},
+    {.shape = {{2, 2, 5}}, .attrs = {.alpha = 1e-5}},
+    {.shape = {{3, 2, 3, 3}}, .attrs = {.alpha = 0.5}},
+    {.shape = {{4, 2, 1, 2, 3}}, .attrs = {.alpha = 1e-5}},
+    {.shape = {{4, 1, 2, 2, 4}}, .attrs = {.alpha = 0.0}},
+    {.shape = {{2, 3, 1}}, .attrs = {.alpha = 1e-5}},
+};
+
 /* The check's cases: ranks 1..4, first/middle/last axes, negative axes, and a
  * length-1 axis (output constant: every slope 0). */
 static const sl_op_case softmax_cases[] = {
@@ -165,7 +248,7 @@ static const sl_op_case softmax_cases[] = {
         .cases = softmax_cases, .ncases = NCASES                                                   \
     }
 
-enum { SOFTMAX, LOG_SOFTMAX, NOPS };
+enum { SOFTMAX, LOG_SOFTMAX, LAYER_NORM, NOPS };
 
 const sl_op sl__softmax_ops[] = {
     [SOFTMAX] = SOFT(softmax,
@@ -176,6 +259,22 @@ const sl_op sl__softmax_ops[] = {
                          "a_j = (x_j-m) - log sum_k e^(x_k-m) along one axis (not SL_ALL), "
                          "m = max_k x_k",
                          "dx_j = g_j - e^(a_j) sum_k g_k (e^a = softmax), from the saved output"),
+    [LAYER_NORM] = {.name = "layer_norm",
+                    .arity = 1,
+                    .shape = layer_norm_shape,
+                    .forward = layer_norm_forward,
+                    .backward = layer_norm_backward,
+                    .jvp = layer_norm_jvp,
+                    .saved = layer_norm_saved,
+                    .signature = "sl_layer_norm(t, x, eps)",
+                    .formula = "y = (x - mu) / sqrt(var + eps) along the last axis, mu = mean x, "
+                               "var = mean (x - mu)^2 (biased); eps = attrs.alpha >= 0",
+                    .derivative = "dx = rstd (g - mean g - y mean(g y)), rstd = 1/sqrt(var + eps); "
+                                  "y and rstd saved",
+                    .domain = {SL_DOMAIN_REAL},
+                    .kind = SL_KIND_CUSTOM,
+                    .cases = layer_norm_cases,
+                    .ncases = (int)(sizeof layer_norm_cases / sizeof layer_norm_cases[0])},
 };
 const int sl__softmax_nops = NOPS;
 
@@ -186,4 +285,8 @@ sl_var *sl_softmax(sl_tape *t, sl_var *x, int axis) {
 sl_var *sl_log_softmax(sl_tape *t, sl_var *x, int axis) {
     sl_attrs a = {.axis = axis};
     return sl__apply1(t, &sl__softmax_ops[LOG_SOFTMAX], x, &a);
+}
+sl_var *sl_layer_norm(sl_tape *t, sl_var *x, double eps) {
+    sl_attrs a = {.alpha = eps};
+    return sl__apply1(t, &sl__softmax_ops[LAYER_NORM], x, &a);
 }
