@@ -215,20 +215,26 @@ static bool in_band(double v, double lo, double hi, const settings *s) {
 }
 
 /* One-sided difference quotients of one function value around x, from
- * f(x), f(x +- h) and f(x +- h/2). A real kink: the two sides differ beyond
- * tolerance, and still do (same sign, at least KINK_KEEP of the jump) with
- * half the step, which a smooth point's curvature cannot fake. The band
- * [lo, hi] is the pair at step h. */
-static bool one_sided_kink(double f0, double fp, double fm, double fp2, double fm2, double h,
-                           const settings *s, double *lo, double *hi) {
+ * f(x), f(x +- h) and f(x +- h/2). A real kink: the two sides differ by
+ * more than atol + rtol max(|slope|), and still do (same sign, at least
+ * KINK_KEEP of the jump) with half the step, which a smooth point's
+ * curvature cannot fake. The band [lo, hi] is the pair at step h. */
+static bool kink_jump(double f0, double fp, double fm, double fp2, double fm2, double h,
+                      double atol, double rtol, double *lo, double *hi) {
     const double dp = (fp - f0) / h, dm = (f0 - fm) / h;
     const double dp2 = (fp2 - f0) / (h / 2), dm2 = (f0 - fm2) / (h / 2);
     const double j1 = dp - dm, j2 = dp2 - dm2;
     *lo = fmin(dp, dm);
     *hi = fmax(dp, dm);
     if (!isfinite(j1) || !isfinite(j2)) return false;
-    if (!(fabs(j1) > s->atol + s->rtol * fmax(fabs(dp), fabs(dm)))) return false; /* smooth */
+    if (!(fabs(j1) > atol + rtol * fmax(fabs(dp), fabs(dm)))) return false; /* smooth */
     return j1 * j2 > 0 && fabs(j2) >= KINK_KEEP * fabs(j1);
+}
+
+/* A kink beyond the check's tolerances (kink_jump with atol, rtol). */
+static bool one_sided_kink(double f0, double fp, double fm, double fp2, double fm2, double h,
+                           const settings *s, double *lo, double *hi) {
+    return kink_jump(f0, fp, fm, fp2, fm2, h, s->atol, s->rtol, lo, hi);
 }
 
 static bool is_grad_leaf(const sl_var *v) {
@@ -513,13 +519,9 @@ static int smooth_side_slope_is(check *c, double phi0, double g, double h, doubl
  * a rule off by more than the jump is not taken for a kink. */
 static bool small_kink(double f0, double fp, double fm, double fp2, double fm2, double h,
                        double scale, double g) {
-    const double dp = (fp - f0) / h, dm = (f0 - fm) / h;
-    const double dp2 = (fp2 - f0) / (h / 2), dm2 = (f0 - fm2) / (h / 2);
-    const double j1 = dp - dm, j2 = dp2 - dm2;
     const double rnd = 64 * DBL_EPSILON * fmax(scale, 1e-300) / h;
-    if (!isfinite(j1) || !isfinite(j2) || !(fabs(j1) > 16 * rnd)) return false;
-    if (!(j1 * j2 > 0 && fabs(j2) >= KINK_KEEP * fabs(j1))) return false;
-    const double lo = fmin(dp, dm), hi = fmax(dp, dm);
+    double lo, hi;
+    if (!kink_jump(f0, fp, fm, fp2, fm2, h, 16 * rnd, 0.0, &lo, &hi)) return false;
     const double tol = 1e-6 * fmax(fabs(lo), fabs(hi)) + 4 * rnd;
     return g >= lo - tol && g <= hi + tol;
 }
